@@ -1,0 +1,194 @@
+"""COCO datasets kept as raw JSON, with lookup tables beside them.
+
+The loaded dict is the data model: every key, unknown ones too, survives to the output. Only
+structural problems that make the file unusable are fatal here; per-item problems (a bad
+polygon, an unknown category) are found when edits are planned and skipped there.
+
+Example:
+    >>> ds = load_coco("datasets/shapes/annotations.json")  # doctest: +SKIP
+    >>> len(ds.images), ds.category_names()[:2]  # doctest: +SKIP
+    (6, ['circle', 'square'])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DatasetError
+
+REQUIRED_KEYS = ("images", "annotations", "categories")
+
+
+@dataclass(frozen=True)
+class CocoDataset:
+    """A COCO dataset: the raw dict plus indexes over it.
+
+    Attributes:
+        path: the JSON file it was read from.
+        raw: the parsed JSON, unchanged.
+        image_root: the folder that ``file_name`` values resolve against.
+        warnings: non-fatal findings (e.g. id 0), for the report.
+    """
+
+    path: Path
+    raw: dict[str, Any]
+    image_root: Path
+    warnings: tuple[str, ...] = ()
+    anns_by_image: dict[Any, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    categories_by_id: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+    images_by_id: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """The ``images`` list, in file order."""
+        return self.raw["images"]
+
+    @property
+    def annotations(self) -> list[dict[str, Any]]:
+        """The ``annotations`` list, in file order."""
+        return self.raw["annotations"]
+
+    def category_names(self) -> list[str]:
+        """Category names in file order."""
+        return [str(c.get("name")) for c in self.raw["categories"]]
+
+    def image_path(self, image: dict[str, Any]) -> Path:
+        """Where the file of an ``images`` entry lives (absolute names are taken as they are)."""
+        name = str(image.get("file_name", ""))
+        return Path(name) if os.path.isabs(name) else self.image_root / name
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object from ``path`` or raise :class:`DatasetError` with line and column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{path}: cannot read the file ({err})") from None
+    if not text.strip():
+        raise DatasetError(f"{path}: the file is empty, expected a COCO JSON object")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DatasetError(
+            f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object at the top, got {type(data).__name__}")
+    return data
+
+
+def load_coco(path: Path | str, images: Path | str | None = None) -> CocoDataset:
+    """Load a COCO JSON file, check its structure and find its image folder.
+
+    Args:
+        path: the annotations JSON.
+        images: the image folder; found automatically when ``None``.
+
+    Raises:
+        DatasetError: unreadable file, invalid JSON, missing keys, bad or duplicate ids, or no
+            image folder found.
+    """
+    path = Path(path)
+    raw = read_json(path)
+    warnings = check_structure(path, raw)
+    root = Path(images) if images is not None else find_image_root(path, raw["images"])
+    if images is not None and not root.is_dir():
+        raise DatasetError(f"{root}: --images is not a folder")
+    anns_by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for ann in raw["annotations"]:
+        anns_by_image[ann.get("image_id")].append(ann)
+    return CocoDataset(
+        path=path,
+        raw=raw,
+        image_root=root,
+        warnings=tuple(warnings),
+        anns_by_image=dict(anns_by_image),
+        categories_by_id={c["id"]: c for c in raw["categories"]},
+        images_by_id={im["id"]: im for im in raw["images"]},
+    )
+
+
+def check_structure(path: Path, raw: dict[str, Any]) -> list[str]:
+    """Raise on fatal structural problems; return warnings for odd but usable ones."""
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise DatasetError(
+            f"{path}: missing top-level key(s) {missing}; a COCO file needs {list(REQUIRED_KEYS)}"
+        )
+    warnings: list[str] = []
+    for key in REQUIRED_KEYS:
+        entries = raw[key]
+        if not isinstance(entries, list):
+            raise DatasetError(f"{path}: '{key}' must be a list, got {type(entries).__name__}")
+        warnings += _check_ids(path, key, entries)
+    return warnings
+
+
+def _check_ids(path: Path, key: str, entries: list[Any]) -> list[str]:
+    """Ids must be integers and unique within their list; id 0 is allowed with a warning."""
+    seen: set[int] = set()
+    warnings = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{path}: {key}[{i}] must be an object, got {type(entry).__name__}")
+        value = entry.get("id")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise DatasetError(f"{path}: {key}[{i}] has id {value!r}, expected an integer")
+        if value in seen:
+            raise DatasetError(f"{path}: duplicate id {value} in '{key}' (at index {i})")
+        seen.add(value)
+        if value <= 0:
+            warnings.append(f"{key} id {value} is not positive (kept in provenance only)")
+    return warnings
+
+
+def candidate_roots(path: Path) -> list[Path]:
+    """Folders where exporters put images, most likely first.
+
+    Covers Roboflow (images beside the JSON), an ``images/`` folder beside it, and COCO's
+    ``annotations/instances_X.json`` with images in ``../X/`` or ``../images/``.
+    """
+    here = path.parent
+    roots = [here, here / "images", here.parent / "images", here.parent]
+    match = re.match(r"(?:instances|person_keypoints|captions)_(\w+)\.json$", path.name)
+    if match:
+        roots[1:1] = [here.parent / match.group(1), here.parent / "images" / match.group(1)]
+    return roots
+
+
+def find_image_root(path: Path, images: list[dict[str, Any]], sample: int = 20) -> Path:
+    """Pick the candidate folder in which most of the first ``sample`` images exist."""
+    names = [str(im.get("file_name", "")) for im in images[:sample]]
+    names = [n for n in names if n and not os.path.isabs(n)]
+    if not names:
+        return path.parent
+    scored = [
+        (sum((root / n).is_file() for n in names), -i, root)
+        for i, root in enumerate(candidate_roots(path))
+    ]
+    hits, _, best = max(scored)
+    if hits == 0:
+        looked = ", ".join(str(r) for r in candidate_roots(path))
+        raise DatasetError(
+            f"{path}: no image folder found for file_name {names[0]!r} (looked in {looked}); "
+            "pass --images DIR"
+        )
+    return best
+
+
+def save_json_atomic(data: Any, path: Path) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename, so readers never see half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,49 @@
+"""Typed exceptions. Every message names the offending file or value and what was expected.
+
+Two families:
+
+* :class:`FatalError` and subclasses stop a run. The CLI prints ``str(err)`` on one line and
+  exits with code 1.
+* :class:`ItemError` marks one bad item (an image, an annotation). The runner skips the item,
+  counts it under :attr:`ItemError.reason` and goes on.
+"""
+
+from __future__ import annotations
+
+
+class InpaintAugError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class FatalError(InpaintAugError):
+    """A problem that makes the whole run impossible (bad JSON, bad prompts, no model...)."""
+
+
+class DatasetError(FatalError):
+    """The COCO file cannot be read or is structurally invalid."""
+
+
+class PromptError(FatalError):
+    """The prompts YAML is invalid or does not fit the dataset."""
+
+
+class ModelError(FatalError):
+    """The inpainting model cannot be found or loaded."""
+
+
+class OutputError(FatalError):
+    """The output folder cannot be used (not empty, not writable, settings differ...)."""
+
+
+class ItemError(InpaintAugError):
+    """One item is unusable; it is skipped and counted under ``reason``.
+
+    Args:
+        reason: a short, stable key used for counting (e.g. ``"image-missing"``).
+        detail: a human-readable explanation with the offending value.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,134 @@
+"""An append-only journal of finished images, so a run can resume after any crash.
+
+``OUT/.inpaint_aug/journal.jsonl`` starts with the run's settings fingerprint; each later line
+is one finished output image (written to disk before its line is appended) or one skip. A torn
+last line (a crash while appending) is ignored. The final ``annotations.json`` is assembled from
+the journal only when every job is done.
+
+Example:
+    >>> j = Journal.open(Path(tmp), {"seed": 1}, resume=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputError
+from .plan import Skip
+from .writer import ImageRecord
+
+STATE_DIR = ".inpaint_aug"
+
+
+class Journal:
+    """Finished records and skips of a run, backed by a JSONL file in the output folder."""
+
+    def __init__(
+        self, path: Path, records: dict[int, ImageRecord], skips: list[Skip], ended: set[int]
+    ) -> None:
+        self.path = path
+        self.records = records
+        self.skips = skips
+        self.ended = ended  # job numbers (output image ids) that need no more work
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    @classmethod
+    def open(cls, out: Path, fingerprint: dict[str, Any], resume: bool) -> Journal:
+        """Start a journal, or reopen one after checking its settings match ``fingerprint``.
+
+        Raises:
+            OutputError: settings differ from the journal's (the message names them).
+        """
+        path = out / STATE_DIR / "journal.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not (resume and path.is_file()):
+            _write_line(path, {"fingerprint": fingerprint}, mode="w")
+            return cls(path, {}, [], set())
+        lines = _read_lines(path)
+        old = lines[0].get("fingerprint", {}) if lines else {}
+        diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        if diff:
+            shown = "; ".join(f"{k}: was {old.get(k)!r}, now {fingerprint.get(k)!r}" for k in diff)
+            raise OutputError(
+                f"{out}: cannot resume, settings differ from the journal's ({shown})"
+                "; rerun with the same settings or choose another --out"
+            )
+        records = {r.out_image_id: r for r in (_record(x) for x in lines[1:] if "record" in x)}
+        skips = [Skip(**x["skip"]) for x in lines[1:] if "skip" in x]
+        ended = set(records) | {x["ended"] for x in lines[1:] if "ended" in x}
+        return cls(path, records, skips, ended)
+
+    def add_record(self, record: ImageRecord) -> None:
+        """Append a finished image (its file must already be on disk)."""
+        self.records[record.out_image_id] = record
+        self.ended.add(record.out_image_id)
+        self._append({"record": asdict(record)})
+
+    def end_without_record(self, job_number: int) -> None:
+        """Mark a job finished with nothing written (its image was skipped)."""
+        self.ended.add(job_number)
+        self._append({"ended": job_number})
+
+    def add_skip(self, skip: Skip) -> None:
+        """Append a skip found while running (not one found by planning)."""
+        self.skips.append(skip)
+        self._append({"skip": asdict(skip)})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+def _write_line(path: Path, entry: dict[str, Any], mode: str) -> None:
+    with open(path, mode, encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """Parse the journal, dropping a torn last line."""
+    entries = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return entries
+
+
+def _record(entry: dict[str, Any]) -> ImageRecord:
+    data = entry["record"]
+    return ImageRecord(
+        out_image_id=data["out_image_id"],
+        image=data["image"],
+        annotations=tuple(data["annotations"]),
+        edited_ann_indexes=tuple(data["edited_ann_indexes"]),
+    )
+
+
+def check_output_folder(out: Path, resume: bool) -> None:
+    """Refuse a non-empty output folder unless resuming a run that lives there."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: --out exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / STATE_DIR / "journal.jsonl").is_file():
+        raise OutputError(
+            f"{out}: the output folder is not empty and holds no inpaint-aug run; "
+            "choose another --out (nothing is ever deleted)"
+        )
+    if not resume:
+        raise OutputError(
+            f"{out}: holds an earlier run; pass --resume to continue it, or choose another --out"
+        )

@@ -1,0 +1,248 @@
+"""Plan the edits: which objects are redrawn, where, with which prompt and seed.
+
+Planning is pure: it reads the COCO dict and the prompt book, never an image file. Each
+decision not to edit something becomes a :class:`Skip` with a stable reason key.
+
+Annotation policy:
+
+* carried over and edited: eligible objects (at most ``max_per_image``, largest first);
+* carried over, not edited: crowd regions, objects below ``min_size``, classes with
+  ``skip: true`` or without a prompt, objects without a mask in ``region="mask"`` mode;
+* dropped (and reported): annotations that describe no area in the image (degenerate polygons,
+  empty or non-finite boxes, boxes wholly outside the image, RLE of the wrong size) or that point
+  at an unknown image or category.
+
+Example:
+    >>> settings = PlanSettings(seed=1)
+    >>> derive_seed(1, 5, 9, 0) == derive_seed(1, 5, 9, 0)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from . import geometry as geo
+from .coco import CocoDataset
+from .prompts import PromptBook
+
+REGIONS = ("auto", "mask", "box")
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Settings that decide what gets edited and how (every field is recorded in run.json)."""
+
+    seed: int = 0
+    copies: int = 1
+    region: str = "auto"
+    dilate: int = 4
+    feather: int = 3
+    min_size: int = 16
+    max_per_image: int | None = None
+    padding: float = 0.5
+    min_context: int = 96
+    resolution: int = 512
+    steps: int = 25
+    guidance: float = 7.5
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Something not done, and why. ``kind`` is ``image``, ``annotation`` or ``edit``."""
+
+    kind: str
+    reason: str
+    detail: str
+    image_id: Any = None
+    annotation_id: Any = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One object to redraw in one copy of one image."""
+
+    ann_index: int
+    annotation_id: Any
+    category_id: int
+    region: str
+    window: geo.Window
+    protect: tuple[int, ...]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    strength: float
+
+    @property
+    def settings_key(self) -> tuple[int, float, float]:
+        """Edits that share this key can go through the model in one batch."""
+        return (self.steps, self.guidance, self.strength)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One output image: a copy of a source image, the labels it keeps and the edits to make."""
+
+    image: dict[str, Any]
+    copy: int
+    annotations: tuple[dict[str, Any], ...]
+    edits: tuple[Edit, ...]
+
+
+def derive_seed(seed: int, image_id: Any, annotation_id: Any, copy: int) -> int:
+    """A 31-bit seed for one edit that depends only on what identifies the edit.
+
+    It does not depend on batch size or order, so batching and resuming cannot change results.
+    """
+    key = f"{seed}:{image_id}:{annotation_id}:{copy}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def check_annotation(ann: dict[str, Any], ds: CocoDataset) -> Skip | None:
+    """Return a drop-``Skip`` when an annotation cannot be carried over, else ``None``."""
+    image = ds.images_by_id.get(ann.get("image_id"))
+    ids = {"image_id": ann.get("image_id"), "annotation_id": ann.get("id")}
+    if image is None:
+        return Skip("annotation", "unknown-image", f"image_id {ann.get('image_id')!r}", **ids)
+    if ann.get("category_id") not in ds.categories_by_id:
+        cat = ann.get("category_id")
+        return Skip("annotation", "unknown-category", f"category_id {cat!r}", **ids)
+    width, height = int(image.get("width") or 0), int(image.get("height") or 0)
+    if not geo.box_is_valid(ann.get("bbox")):
+        return Skip("annotation", "bad-box", f"bbox {ann.get('bbox')!r}", **ids)
+    x0, y0, x1, y1 = geo.clip_xyxy(geo.xywh_to_xyxy(ann["bbox"]), width, height)
+    if x1 <= x0 or y1 <= y0:
+        return Skip("annotation", "box-outside-image", f"bbox {ann['bbox']!r}", **ids)
+    seg = ann.get("segmentation")
+    if geo.segmentation_kind(seg) != "none":
+        try:
+            if geo.segmentation_area(seg, ann["bbox"], height, width) <= 0:
+                return Skip("annotation", "empty-mask", "the mask has no pixels", **ids)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            return Skip("annotation", "bad-segmentation", str(err), **ids)
+    return None
+
+
+def plan_image(
+    image: dict[str, Any],
+    anns: list[dict[str, Any]],
+    copy: int,
+    book: PromptBook,
+    settings: PlanSettings,
+) -> tuple[ImageJob, list[Skip]]:
+    """Plan one copy of one image from its (already checked) annotations."""
+    skips: list[Skip] = []
+    candidates = []
+    for index, ann in enumerate(anns):
+        why = _not_editable(ann, book, settings)
+        if why:
+            skips.append(Skip("edit", why[0], why[1], image.get("id"), ann.get("id")))
+        else:
+            candidates.append(index)
+    if settings.max_per_image is not None and len(candidates) > settings.max_per_image:
+        ranked = sorted(candidates, key=lambda i: -anns[i]["bbox"][2] * anns[i]["bbox"][3])
+        for i in ranked[settings.max_per_image :]:
+            detail = f"over --max-per-image {settings.max_per_image}"
+            skips.append(Skip("edit", "max-per-image", detail, image.get("id"), anns[i].get("id")))
+        candidates = sorted(ranked[: settings.max_per_image])
+    edits = tuple(_make_edit(image, anns, i, copy, book, settings) for i in candidates)
+    return ImageJob(image, copy, tuple(anns), edits), skips
+
+
+def _not_editable(
+    ann: dict[str, Any], book: PromptBook, settings: PlanSettings
+) -> tuple[str, str] | None:
+    """Why an annotation is carried over without being redrawn, or ``None`` if it is editable."""
+    spec = book.spec(ann["category_id"])
+    if ann.get("iscrowd"):
+        return ("crowd", "crowd regions are carried over, never inpainted")
+    if spec is None:
+        return ("no-prompt", "the prompts file has no entry and no default for this class")
+    if spec.skip:
+        return ("class-skipped", "skip: true in the prompts file")
+    if min(ann["bbox"][2], ann["bbox"][3]) < settings.min_size:
+        size = f"{ann['bbox'][2]:g}x{ann['bbox'][3]:g}"
+        return ("too-small", f"{size} px is under --min-size {settings.min_size}")
+    if settings.region == "mask" and geo.segmentation_kind(ann.get("segmentation")) == "none":
+        return ("no-mask", "--region mask and the annotation has only a box")
+    return None
+
+
+def _make_edit(
+    image: dict[str, Any],
+    anns: list[dict[str, Any]],
+    index: int,
+    copy: int,
+    book: PromptBook,
+    settings: PlanSettings,
+) -> Edit:
+    """Build the :class:`Edit` for annotation ``index`` of an image."""
+    ann = anns[index]
+    width, height = int(image["width"]), int(image["height"])
+    has_mask = geo.segmentation_kind(ann.get("segmentation")) != "none"
+    region = "box" if settings.region == "box" or not has_mask else "mask"
+    x0, y0, x1, y1 = geo.clip_xyxy(geo.xywh_to_xyxy(ann["bbox"]), width, height)
+    grown = (x0 - settings.dilate, y0 - settings.dilate, x1 + settings.dilate, y1 + settings.dilate)
+    window = geo.crop_window(grown, (width, height), settings.padding, settings.min_context)
+    seed = derive_seed(settings.seed, image["id"], ann["id"], copy)
+    prompt, negative = book.render(ann["category_id"], seed)
+    spec = book.spec(ann["category_id"])
+    assert spec is not None  # editable annotations have a spec
+    return Edit(
+        ann_index=index,
+        annotation_id=ann["id"],
+        category_id=ann["category_id"],
+        region=region,
+        window=window,
+        protect=_overlapping(anns, index, window),
+        prompt=prompt,
+        negative_prompt=negative,
+        seed=seed,
+        steps=spec.steps or settings.steps,
+        guidance=spec.guidance if spec.guidance is not None else settings.guidance,
+        strength=spec.strength if spec.strength is not None else settings.strength,
+    )
+
+
+def _overlapping(anns: list[dict[str, Any]], index: int, window: geo.Window) -> tuple[int, ...]:
+    """Indexes of the other annotations whose box meets the window: they must stay untouched."""
+    wx0, wy0, wx1, wy1 = window.xyxy
+    hits = []
+    for i, ann in enumerate(anns):
+        x0, y0, x1, y1 = geo.xywh_to_xyxy(ann["bbox"])
+        if i != index and x0 < wx1 and x1 > wx0 and y0 < wy1 and y1 > wy0:
+            hits.append(i)
+    return tuple(hits)
+
+
+def plan_dataset(
+    ds: CocoDataset, book: PromptBook, settings: PlanSettings, limit: int | None = None
+) -> tuple[list[ImageJob], list[Skip]]:
+    """Plan every copy of the first ``limit`` images; return the jobs and everything skipped.
+
+    Jobs without edits are not returned: an unedited copy adds nothing to a training set. They
+    are reported as ``nothing-to-edit``.
+    """
+    skips: list[Skip] = []
+    kept: dict[Any, list[dict[str, Any]]] = {}
+    for ann in ds.annotations:
+        problem = check_annotation(ann, ds)
+        if problem:
+            skips.append(problem)
+        else:
+            kept.setdefault(ann["image_id"], []).append(ann)
+    jobs: list[ImageJob] = []
+    for image in ds.images[:limit]:
+        for copy in range(settings.copies):
+            job, job_skips = plan_image(image, kept.get(image["id"], []), copy, book, settings)
+            skips += job_skips if copy == 0 else [s for s in job_skips if s.kind != "edit"]
+            if job.edits:
+                jobs.append(job)
+            elif copy == 0:
+                skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
+    return jobs, skips

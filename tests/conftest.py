@@ -1,0 +1,54 @@
+"""Shared fixtures. No test touches the network: the hub is switched off before anything loads."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "datasets" / "shapes"
+
+
+@pytest.fixture(scope="session")
+def tiny_inpainter():
+    """The tiny random-weight model, built once per test session."""
+    from inpaint_aug.backend import DiffusersInpainter
+
+    return DiffusersInpainter.load("tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_inpainter) -> Path:
+    """The tiny model saved with save_pretrained, to test the real loading path."""
+    path = tmp_path_factory.mktemp("model") / "tiny-inpaint"
+    tiny_inpainter.pipe.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture()
+def shapes(tmp_path) -> Path:
+    """A fresh synthetic dataset (PNG) in a temporary folder; returns its annotations.json."""
+    from inpaint_aug.synthetic import make_shapes_dataset
+
+    return make_shapes_dataset(tmp_path / "data", n_images=4, size=(160, 120), seed=3)
+
+
+@pytest.fixture()
+def prompts_file(tmp_path) -> Path:
+    """A prompt book covering the synthetic classes."""
+    path = tmp_path / "prompts.yaml"
+    path.write_text(
+        "vars:\n  light: [daylight, dusk]\n"
+        "default:\n  prompt: 'a photo of a {name}, {light}'\n  negative: blurry\n"
+        "classes:\n  circle:\n    prompt: ['a {color} ball', 'a {color} sphere, {light}']\n"
+        "    vars: {color: [red, blue]}\n    strength: 0.9\n",
+        encoding="utf-8",
+    )
+    return path
