@@ -27,7 +27,31 @@ from .errors import ModelError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+DTYPES = ("auto", "fp16", "bf16", "fp32")
 TINY_MODEL = "tiny-random"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How the model is loaded and run (speed and memory only; never quality).
+
+    Attributes:
+        model: hub id, local diffusers folder, ``.safetensors`` file, or ``tiny-random``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        dtype: ``auto`` (fp16 on CUDA/MPS, fp32 on CPU), ``fp16``, ``bf16`` or ``fp32``.
+        compile: ``torch.compile`` the UNet (batches are padded to one shape: one compile).
+        cpu_offload: move sub-models to the GPU only while they run (small GPUs; slower).
+        vae_slicing: decode a batch one image at a time (less memory for large batches).
+        lcm_lora: an LCM-LoRA (hub id or folder) for the few-step preset (LCM scheduler).
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    lcm_lora: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,39 +108,50 @@ class DiffusersInpainter:
         self.pipe = pipe
         self.name = name
         self.device = device
+        self._cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
-    def load(cls, model: str = DEFAULT_MODEL, device: str = "auto") -> DiffusersInpainter:
+    def load(cls, model: str | ModelOptions = DEFAULT_MODEL, device: str = "auto") -> Any:
         """Load a model from a hub id, a local folder, a ``.safetensors`` file or ``tiny-random``.
+
+        Args:
+            model: the model, or full :class:`ModelOptions` (then ``device`` is ignored).
+            device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
 
         Raises:
             ModelError: the model cannot be found or loaded; the message says how to fix it.
         """
-        import torch
-
-        device = pick_device(device)
-        dtype = torch.float16 if device == "cuda" else torch.float32
+        opts = model if isinstance(model, ModelOptions) else ModelOptions(model, device)
+        dev = pick_device(opts.device)
+        dtype = _torch_dtype(opts.dtype, dev)
         _quiet_libraries()
-        pipe = build_tiny_pipeline() if model == TINY_MODEL else _load_pipeline(model, dtype)
-        return cls(pipe.to(device), model, device)
+        if opts.model == TINY_MODEL:
+            pipe = build_tiny_pipeline().to(dtype=dtype)
+        else:
+            pipe = _load_pipeline(opts.model, dtype)
+        return cls(_prepare(pipe, opts, dev), opts.model, dev)
 
     def inpaint(self, batch: Sequence[InpaintRequest]) -> list[np.ndarray]:
-        """Redraw a batch; one seeded generator per item keeps results independent of batching."""
+        """Redraw a batch; one seeded generator per item keeps results independent of batching.
+
+        Crops go in as tensors (no PIL round trip) and text embeddings are computed once per
+        distinct prompt. A result with non-finite values comes back all black, for the caller
+        to retry with another seed.
+        """
         import torch
-        from PIL import Image
 
         if not batch:
             return []
         first = batch[0]
         res = first.pixels.shape[0]
+        image = torch.from_numpy(np.stack([r.pixels for r in batch])).permute(0, 3, 1, 2)
+        mask = torch.from_numpy(np.stack([r.mask for r in batch]))[:, None]
         gens = [torch.Generator("cpu").manual_seed(r.seed) for r in batch]
         with torch.inference_mode():
             out = self.pipe(
-                prompt=[r.prompt for r in batch],
-                negative_prompt=[r.negative_prompt for r in batch],
-                image=[Image.fromarray(r.pixels) for r in batch],
-                mask_image=[Image.fromarray(r.mask) for r in batch],
+                image=image.float() / 255.0,
+                mask_image=mask.float() / 255.0,
                 height=res,
                 width=res,
                 num_inference_steps=first.steps,
@@ -124,8 +159,80 @@ class DiffusersInpainter:
                 strength=first.strength,
                 generator=gens,
                 output_type="np",
+                **self._text_inputs(batch, first.guidance > 1.0),
             ).images
+        out = np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         return [np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8) for img in out]
+
+    def _text_inputs(self, batch: Sequence[InpaintRequest], guided: bool) -> dict[str, Any]:
+        """Prompt embeddings from a per-prompt cache, or plain strings for other pipelines."""
+        if not hasattr(self.pipe, "encode_prompt") or hasattr(self.pipe, "text_encoder_2"):
+            return {
+                "prompt": [r.prompt for r in batch],
+                "negative_prompt": [r.negative_prompt for r in batch],
+            }
+        import torch
+
+        pairs = [self._embed(r.prompt, r.negative_prompt, guided) for r in batch]
+        return {
+            "prompt_embeds": torch.cat([p for p, _ in pairs]),
+            "negative_prompt_embeds": torch.cat([n for _, n in pairs]),
+        }
+
+    def _embed(self, prompt: str, negative: str, guided: bool) -> tuple[Any, Any]:
+        """Embeddings of one prompt pair, computed once and cached."""
+        key = (prompt, negative, guided)
+        if key not in self._cache:
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            device = self.pipe._execution_device
+            pos, neg = self.pipe.encode_prompt(prompt, device, 1, guided, negative_prompt=negative)
+            self._cache[key] = (pos, neg if neg is not None else pos)
+        return self._cache[key]
+
+
+def _torch_dtype(choice: str, device: str) -> Any:
+    """The torch dtype for ``--dtype`` (``auto``: fp16 on CUDA and MPS, fp32 on CPU)."""
+    import torch
+
+    if choice == "auto":
+        choice = "fp16" if device in ("cuda", "mps") else "fp32"
+    if choice not in DTYPES:
+        raise ModelError(f"--dtype {choice!r}: expected one of {', '.join(DTYPES)}")
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[choice]
+
+
+def _prepare(pipe: Any, opts: ModelOptions, device: str) -> Any:
+    """Apply the speed and memory options and move the pipeline to ``device``."""
+    import torch
+
+    if opts.lcm_lora:
+        _use_lcm(pipe, opts.lcm_lora)
+    if opts.vae_slicing:
+        pipe.enable_vae_slicing()
+    if opts.cpu_offload and device != "cpu":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe = pipe.to(device)
+    if device == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if opts.compile:
+        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
+    return pipe
+
+
+def _use_lcm(pipe: Any, lora: str) -> None:
+    """The few-step preset: LCM scheduler plus a fused LCM-LoRA (4-8 steps, guidance ~1)."""
+    from diffusers import LCMScheduler
+
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    try:
+        pipe.load_lora_weights(lora)
+        pipe.fuse_lora()
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"cannot load LCM-LoRA {lora!r} ({first}); pass a local folder") from None
 
 
 def _quiet_libraries() -> None:

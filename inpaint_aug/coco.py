@@ -104,7 +104,8 @@ def load_coco(path: Path | str, images: Path | str | None = None) -> CocoDataset
         raise DatasetError(f"{root}: --images is not a folder")
     anns_by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for ann in raw["annotations"]:
-        anns_by_image[ann.get("image_id")].append(ann)
+        if not isinstance(ann.get("image_id"), (list, dict)):  # unhashable: matches no image
+            anns_by_image[ann.get("image_id")].append(ann)
     return CocoDataset(
         path=path,
         raw=raw,
@@ -118,36 +119,49 @@ def load_coco(path: Path | str, images: Path | str | None = None) -> CocoDataset
 
 def check_structure(path: Path, raw: dict[str, Any]) -> list[str]:
     """Raise on fatal structural problems; return warnings for odd but usable ones."""
+    errors, warnings = structure_problems(raw)
+    if errors:
+        more = f" (and {len(errors) - 1} more: run `inpaint-aug validate`)" if errors[1:] else ""
+        raise DatasetError(f"{path}: {errors[0]}{more}")
+    return warnings
+
+
+def structure_problems(raw: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Every structural error (fatal) and warning of a COCO dict, without stopping at the first."""
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
-        raise DatasetError(
-            f"{path}: missing top-level key(s) {missing}; a COCO file needs {list(REQUIRED_KEYS)}"
-        )
+        return [f"missing top-level key(s) {missing}; a COCO file needs {list(REQUIRED_KEYS)}"], []
+    errors: list[str] = []
     warnings: list[str] = []
     for key in REQUIRED_KEYS:
         entries = raw[key]
         if not isinstance(entries, list):
-            raise DatasetError(f"{path}: '{key}' must be a list, got {type(entries).__name__}")
-        warnings += _check_ids(path, key, entries)
-    return warnings
+            errors.append(f"'{key}' must be a list, got {type(entries).__name__}")
+            continue
+        key_errors, key_warnings = _check_ids(key, entries)
+        errors += key_errors
+        warnings += key_warnings
+    return errors, warnings
 
 
-def _check_ids(path: Path, key: str, entries: list[Any]) -> list[str]:
+def _check_ids(key: str, entries: list[Any]) -> tuple[list[str], list[str]]:
     """Ids must be integers and unique within their list; id 0 is allowed with a warning."""
     seen: set[int] = set()
-    warnings = []
+    errors, warnings = [], []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise DatasetError(f"{path}: {key}[{i}] must be an object, got {type(entry).__name__}")
+            errors.append(f"{key}[{i}] must be an object, got {type(entry).__name__}")
+            continue
         value = entry.get("id")
         if not isinstance(value, int) or isinstance(value, bool):
-            raise DatasetError(f"{path}: {key}[{i}] has id {value!r}, expected an integer")
-        if value in seen:
-            raise DatasetError(f"{path}: duplicate id {value} in '{key}' (at index {i})")
-        seen.add(value)
-        if value <= 0:
-            warnings.append(f"{key} id {value} is not positive (kept in provenance only)")
-    return warnings
+            errors.append(f"{key}[{i}] has id {value!r}, expected an integer")
+        elif value in seen:
+            errors.append(f"duplicate id {value} in '{key}' (at index {i})")
+        else:
+            seen.add(value)
+            if value <= 0:
+                warnings.append(f"{key} id {value} is not positive (kept in provenance only)")
+    return errors, warnings
 
 
 def candidate_roots(path: Path) -> list[Path]:

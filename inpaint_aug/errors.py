@@ -35,6 +35,10 @@ class OutputError(FatalError):
     """The output folder cannot be used (not empty, not writable, settings differ...)."""
 
 
+class Interrupted(FatalError):
+    """The run was stopped by SIGINT or SIGTERM; finished work is kept for ``--resume``."""
+
+
 class ItemError(InpaintAugError):
     """One item is unusable; it is skipped and counted under ``reason``.
 

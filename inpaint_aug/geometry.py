@@ -104,7 +104,10 @@ def check_polygons(seg: Any) -> list[list[float]]:
         if not isinstance(part, list) or len(part) < 6 or len(part) % 2:
             size = len(part) if isinstance(part, list) else type(part).__name__
             raise ValueError(f"polygon part {i} has {size} numbers, expected an even count >= 6")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in part):
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in part
+        ):
             raise ValueError(f"polygon part {i} holds a value that is not a finite number")
     return [[float(v) for v in part] for part in parts]
 
@@ -113,7 +116,9 @@ def to_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
     """Encode a polygon or RLE segmentation as compressed RLE for an image of this size.
 
     Raises:
-        ValueError: malformed polygon, or an RLE whose ``size`` is not ``[height, width]``.
+        ValueError: malformed polygon, or an RLE whose ``size`` is not ``[height, width]`` or
+            whose run lengths are not non-negative integers adding up to ``height * width``
+            (pycocotools would decode such an RLE into uninitialised memory).
     """
     if segmentation_kind(seg) == "rle":
         size = list(seg["size"])
@@ -121,10 +126,49 @@ def to_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
             raise ValueError(f"RLE size {size} does not match the image size [{height}, {width}]")
         counts = seg["counts"]
         if isinstance(counts, list):
+            _check_counts(counts, height, width)
             return mask_utils.frPyObjects(seg, height, width)
-        return {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
+        rle = {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
+        _check_counts(rle_counts(rle), height, width)
+        return rle
     parts = check_polygons(seg)
     return mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
+
+
+def rle_counts(rle: dict[str, Any]) -> np.ndarray:
+    """The uncompressed run lengths of an RLE (list counts, or COCO's compressed string)."""
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return np.asarray(counts)
+    data = counts.encode() if isinstance(counts, str) else bytes(counts)
+    out: list[int] = []
+    value = shift = 0
+    for byte in data:  # the inverse of pycocotools' rleToString (maskApi.c, rleFrString)
+        c = byte - 48
+        value |= (c & 0x1F) << shift
+        shift += 5
+        if c & 0x20:
+            continue
+        if c & 0x10:
+            value -= 1 << shift
+        if len(out) > 2:
+            value += out[-2]
+        out.append(value)
+        value = shift = 0
+    return np.asarray(out, dtype=np.int64)
+
+
+def _check_counts(counts: Any, height: int, width: int) -> None:
+    """Raise ``ValueError`` unless the run lengths are integers >= 0 summing to the image size."""
+    arr = np.asarray(counts)
+    ok = arr.ndim == 1 and arr.dtype.kind in "iuf" and bool(np.all(arr >= 0))
+    ok = ok and bool(np.all(arr == np.round(arr))) and arr.sum() == height * width
+    if not ok:
+        raise ValueError(
+            f"RLE counts must be integers >= 0 adding up to {height} * {width} = "
+            f"{height * width}, got {len(arr)} counts adding up to "
+            f"{arr.sum() if arr.dtype.kind in 'iuf' else 'no number'}"
+        )
 
 
 def segmentation_area(seg: Any, bbox: Sequence[float], height: int, width: int) -> float:
@@ -154,19 +198,19 @@ def box_mask(box: Box, window: Window) -> np.ndarray:
 def window_mask(seg: Any, height: int, width: int, window: Window) -> np.ndarray:
     """Decode a polygon or RLE segmentation into a boolean mask in window coordinates.
 
-    Polygons are rasterised at the window's size (shifted), so a small window on a huge image
-    costs little. RLE is decoded at full size and sliced.
+    The result is exactly the full-image mask (as pycocotools rasterises and decodes it)
+    sliced at the window, ``False`` outside the image. Only the window's pixels are looked up
+    in the run lengths, so a small window on a huge image costs little.
     """
-    side = window.side
-    if segmentation_kind(seg) == "polygon":
-        parts = check_polygons(seg)
-        shifted = [
-            [v - (window.x0 if i % 2 == 0 else window.y0) for i, v in enumerate(p)] for p in parts
-        ]
-        rle = mask_utils.merge(mask_utils.frPyObjects(shifted, side, side))
-        return mask_utils.decode(rle).astype(bool)
-    full = mask_utils.decode(to_rle(seg, height, width)).astype(bool)
-    return slice_window(full, window)
+    ends = np.cumsum(rle_counts(to_rle(seg, height, width)))
+    out = np.zeros((window.side, window.side), dtype=bool)
+    x0, y0, x1, y1 = window.xyxy
+    cols = np.arange(max(x0, 0), min(x1, width), dtype=np.int64)
+    rows = np.arange(max(y0, 0), min(y1, height), dtype=np.int64)
+    if cols.size and rows.size:
+        runs = np.searchsorted(ends, cols[None, :] * height + rows[:, None], side="right")
+        out[rows[0] - y0 : rows[-1] + 1 - y0, cols[0] - x0 : cols[-1] + 1 - x0] = runs % 2 == 1
+    return out
 
 
 def slice_window(full: np.ndarray, window: Window) -> np.ndarray:

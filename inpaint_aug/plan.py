@@ -59,6 +59,7 @@ class Skip:
     detail: str
     image_id: Any = None
     annotation_id: Any = None
+    category_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,22 @@ def derive_seed(seed: int, image_id: Any, annotation_id: Any, copy: int) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
 
+def _key(value: Any) -> Any:
+    """An id usable as a dict key; unhashable ids (lists, dicts) match nothing."""
+    return value if isinstance(value, (int, str)) else None
+
+
 def check_annotation(ann: dict[str, Any], ds: CocoDataset) -> Skip | None:
     """Return a drop-``Skip`` when an annotation cannot be carried over, else ``None``."""
-    image = ds.images_by_id.get(ann.get("image_id"))
-    ids = {"image_id": ann.get("image_id"), "annotation_id": ann.get("id")}
+    image = ds.images_by_id.get(_key(ann.get("image_id")))
+    ids = {
+        "image_id": ann.get("image_id"),
+        "annotation_id": ann.get("id"),
+        "category_id": ann.get("category_id"),
+    }
     if image is None:
         return Skip("annotation", "unknown-image", f"image_id {ann.get('image_id')!r}", **ids)
-    if ann.get("category_id") not in ds.categories_by_id:
+    if _key(ann.get("category_id")) not in ds.categories_by_id:
         cat = ann.get("category_id")
         return Skip("annotation", "unknown-category", f"category_id {cat!r}", **ids)
     width, height = int(image.get("width") or 0), int(image.get("height") or 0)
@@ -141,14 +151,16 @@ def plan_image(
     for index, ann in enumerate(anns):
         why = _not_editable(ann, book, settings)
         if why:
-            skips.append(Skip("edit", why[0], why[1], image.get("id"), ann.get("id")))
+            cat = ann.get("category_id")
+            skips.append(Skip("edit", why[0], why[1], image.get("id"), ann.get("id"), cat))
         else:
             candidates.append(index)
     if settings.max_per_image is not None and len(candidates) > settings.max_per_image:
         ranked = sorted(candidates, key=lambda i: -anns[i]["bbox"][2] * anns[i]["bbox"][3])
         for i in ranked[settings.max_per_image :]:
             detail = f"over --max-per-image {settings.max_per_image}"
-            skips.append(Skip("edit", "max-per-image", detail, image.get("id"), anns[i].get("id")))
+            ids = (image.get("id"), anns[i].get("id"), anns[i].get("category_id"))
+            skips.append(Skip("edit", "max-per-image", detail, *ids))
         candidates = sorted(ranked[: settings.max_per_image])
     edits = tuple(_make_edit(image, anns, i, copy, book, settings) for i in candidates)
     return ImageJob(image, copy, tuple(anns), edits), skips
@@ -220,6 +232,41 @@ def _overlapping(anns: list[dict[str, Any]], index: int, window: geo.Window) -> 
     return tuple(hits)
 
 
+def kept_annotations(
+    ds: CocoDataset, image_ids: set[Any] | None = None
+) -> tuple[dict[Any, list[dict[str, Any]]], list[Skip]]:
+    """Annotations that can be carried over, by image id, and a drop-``Skip`` for the rest.
+
+    Only images in ``image_ids`` are considered when it is given (unknown image ids always are).
+    """
+    skips: list[Skip] = []
+    kept: dict[Any, list[dict[str, Any]]] = {}
+    for ann in ds.annotations:
+        image_id = _key(ann.get("image_id"))
+        image = ds.images_by_id.get(image_id)
+        if image is not None and (image_ids is not None and image_id not in image_ids):
+            continue
+        if image is not None and check_image(image):
+            continue  # the image itself is skipped (bad size), reported once
+        problem = check_annotation(ann, ds)
+        if problem:
+            skips.append(problem)
+        else:
+            kept.setdefault(image_id, []).append(ann)
+    return kept, skips
+
+
+def check_image(image: dict[str, Any]) -> Skip | None:
+    """An image entry needs a positive integer width and height and a file name."""
+    w, h = image.get("width"), image.get("height")
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (w, h))
+    if not ok:
+        return Skip("image", "bad-size", f"width {w!r}, height {h!r}", image.get("id"))
+    if not isinstance(image.get("file_name"), str) or not image["file_name"].strip():
+        return Skip("image", "no-file-name", f"file_name {image.get('file_name')!r}", image["id"])
+    return None
+
+
 def plan_dataset(
     ds: CocoDataset, book: PromptBook, settings: PlanSettings, limit: int | None = None
 ) -> tuple[list[ImageJob], list[Skip]]:
@@ -228,16 +275,14 @@ def plan_dataset(
     Jobs without edits are not returned: an unedited copy adds nothing to a training set. They
     are reported as ``nothing-to-edit``.
     """
-    skips: list[Skip] = []
-    kept: dict[Any, list[dict[str, Any]]] = {}
-    for ann in ds.annotations:
-        problem = check_annotation(ann, ds)
-        if problem:
-            skips.append(problem)
-        else:
-            kept.setdefault(ann["image_id"], []).append(ann)
+    images = ds.images[:limit]
+    kept, skips = kept_annotations(ds, {im["id"] for im in images})
     jobs: list[ImageJob] = []
-    for image in ds.images[:limit]:
+    for image in images:
+        bad = check_image(image)
+        if bad:
+            skips.append(bad)
+            continue
         for copy in range(settings.copies):
             job, job_skips = plan_image(image, kept.get(image["id"], []), copy, book, settings)
             skips += job_skips if copy == 0 else [s for s in job_skips if s.kind != "edit"]

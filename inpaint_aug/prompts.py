@@ -107,10 +107,10 @@ def parse_prompts(data: Any, path: str, categories: Mapping[int, str]) -> Prompt
             f"{path}: unknown top-level key(s) {sorted(map(str, unknown))}, "
             f"expected {sorted(TOP_KEYS)}"
         )
-    global_vars = _parse_vars(data.get("vars") or {}, path, "vars")
+    global_vars = _parse_vars(_or_empty(data, "vars"), path, "vars")
     default = data.get("default")
     base = _parse_class(default, path, "default", global_vars) if default is not None else None
-    classes = data.get("classes") or {}
+    classes = _or_empty(data, "classes")
     if not isinstance(classes, dict):
         raise PromptError(f"{path}: 'classes' must be a mapping of class name to settings")
     explicit = _resolve_classes(classes, path, categories)
@@ -133,6 +133,11 @@ def _resolve_classes(
         ids_by_name.setdefault(name, []).append(cid)
     resolved: dict[int, tuple[Any, Any]] = {}
     for key, spec in classes.items():
+        if isinstance(key, bool):  # YAML 1.1 reads yes/no/on/off/true/false keys as booleans
+            raise PromptError(
+                f"{path}: classes.{key}: YAML reads this key as a boolean, not a class; "
+                "quote the class name (e.g. 'yes':)"
+            )
         if isinstance(key, int) and key in categories:
             resolved[key] = (key, spec)
             continue
@@ -151,6 +156,12 @@ def _resolve_classes(
             )
         resolved[ids[0]] = (key, spec)
     return resolved
+
+
+def _or_empty(raw: dict[Any, Any], key: str) -> Any:
+    """``raw[key]``, or ``{}`` when the key is absent or left empty (``None``)."""
+    value = raw.get(key)
+    return {} if value is None else value
 
 
 def _parse_vars(raw: Any, path: str, where: str) -> dict[str, tuple[str, ...]]:
@@ -202,7 +213,7 @@ def _parse_class(
     if prompts is None and not skip and not inherited.prompts:
         raise PromptError(f"{path}: {where} needs a 'prompt' (or 'skip: true')")
     negatives = _strings(raw["negative"], path, f"{where}.negative") if "negative" in raw else None
-    local_vars = _parse_vars(raw.get("vars") or {}, path, f"{where}.vars")
+    local_vars = _parse_vars(_or_empty(raw, "vars"), path, f"{where}.vars")
     spec = ClassPrompt(
         prompts=prompts or inherited.prompts,
         negatives=negatives or inherited.negatives,

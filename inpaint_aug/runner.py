@@ -1,9 +1,5 @@
 """Run the stages: read → plan → cut → inpaint a batch → paste → write.
 
-Crops from many objects and images are gathered into batches of the same size and settings,
-so one model call serves many objects. Images are held in memory only while they have edits
-in flight, which bounds memory by the batch size, not the dataset size.
-
 Example:
     >>> from inpaint_aug.runner import RunOptions, run
     >>> report = run(RunOptions(coco="datasets/shapes/annotations.json",
@@ -15,26 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import __version__
-from .backend import DEFAULT_MODEL, Inpainter, InpaintRequest
+from .backend import DEFAULT_MODEL, Inpainter, ModelOptions
 from .coco import CocoDataset, load_coco, save_json_atomic
-from .errors import ItemError
+from .engine import Engine, EngineSettings
+from .errors import Interrupted, OutputError
 from .journal import Journal, check_output_folder
-from .plan import Edit, ImageJob, PlanSettings, Skip, plan_dataset
+from .plan import PlanSettings, Skip, check_image, kept_annotations, plan_dataset
 from .prompts import PromptBook, load_prompts
-from .render import cut, load_image, output_format, paste, region_mask, save_image
-from .writer import IMAGES_DIR, ImageRecord, inside, make_record, output_names, write_dataset
+from .render import output_format
+from .writer import IMAGES_DIR, ImageRecord, assemble, inside, output_names, safe_stem
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+FORMATS = ("coco", "yolo", "yolo-seg")
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,25 @@ class RunOptions:
     images: Path | str | None = None
     model: str = DEFAULT_MODEL
     device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    lcm_lora: str | None = None
     batch_size: int = 4
+    workers: int = 2
     image_format: str = "auto"
     limit: int | None = None
     resume: bool = False
+    include_originals: bool = False
+    format: str = "coco"
+    split: str = "train"
     plan: PlanSettings = field(default_factory=PlanSettings)
+
+    def model_options(self) -> ModelOptions:
+        """The model-loading part of the options."""
+        return ModelOptions(self.model, self.device, self.dtype, self.compile, self.cpu_offload,
+                            self.vae_slicing, self.lcm_lora)  # fmt: skip
 
 
 @dataclass
@@ -61,12 +75,15 @@ class RunReport:
     out: Path
     images_planned: int = 0
     images_written: int = 0
+    originals_written: int = 0
     objects_edited: int = 0
     annotations_written: int = 0
+    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     seconds_total: float = 0.0
     seconds_model: float = 0.0
     seconds_load: float = 0.0
+    exported: str | None = None
 
     def skip_counts(self) -> dict[str, int]:
         """Number of skips per ``kind/reason``."""
@@ -85,18 +102,14 @@ def load_inputs(options: RunOptions) -> tuple[CocoDataset, PromptBook]:
 
 def fingerprint(options: RunOptions) -> dict[str, Any]:
     """The settings a resumed run must share with the run it continues."""
-    digest = {
-        k: hashlib.sha256(Path(getattr(options, k)).read_bytes()).hexdigest()[:16]
-        for k in ("coco", "prompts")
-    }
+    digest = {k: hashlib.sha256(Path(getattr(options, k)).read_bytes()).hexdigest()[:16]
+              for k in ("coco", "prompts")}  # fmt: skip
     return {
-        "model": options.model,
-        "image_format": options.image_format,
-        "limit": options.limit,
-        "coco_sha256": digest["coco"],
-        "prompts_sha256": digest["prompts"],
+        "model": options.model, "image_format": options.image_format, "limit": options.limit,
+        "batch_size": options.batch_size, "dtype": options.dtype, "lcm_lora": options.lcm_lora,
+        "coco_sha256": digest["coco"], "prompts_sha256": digest["prompts"],
         **{f"plan.{k}": v for k, v in asdict(options.plan).items()},
-    }
+    }  # fmt: skip
 
 
 def run(
@@ -106,29 +119,25 @@ def run(
 
     Args:
         options: what to do.
-        inpainter: a ready model; loaded from ``options.model`` when ``None``.
+        inpainter: a ready model; loaded from ``options`` when ``None`` (and only if there is
+            work left to do).
         progress: called with ``(objects_done, objects_total)`` after each batch.
+
+    Raises:
+        FatalError: bad inputs, a model that cannot load, an unusable output folder.
+        Interrupted: SIGINT or SIGTERM; what is finished is kept for ``resume=True``.
     """
     started = time.perf_counter()
     ds, book = load_inputs(options)
     out = Path(options.out)
+    _check_choices(options)
     check_output_folder(out, options.resume)
     jobs, skips = plan_dataset(ds, book, options.plan, options.limit)
-    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    _make_dirs(out)
     journal = Journal.open(out, fingerprint(options), options.resume)
     report = RunReport(out=out, images_planned=len(jobs))
-    todo = [i for i in range(len(jobs)) if i + 1 not in journal.ended]
-    if todo and inpainter is None:
-        t0 = time.perf_counter()
-        from .backend import DiffusersInpainter
-
-        inpainter = DiffusersInpainter.load(options.model, options.device)
-        report.seconds_load = time.perf_counter() - t0
     try:
-        if todo:
-            assert inpainter is not None
-            engine = Engine(ds, jobs, options, inpainter, journal, report, progress)
-            engine.process(todo)
+        _execute(ds, jobs, options, inpainter, journal, report, progress)
     finally:
         journal.close()
     all_skips = list(dict.fromkeys(skips + journal.skips))  # a resumed job may repeat a skip
@@ -138,20 +147,136 @@ def run(
     return report
 
 
-def finish(
-    out: Path,
-    ds: CocoDataset,
-    options: RunOptions,
-    report: RunReport,
-    skips: list[Skip],
-    records: list[ImageRecord],
-) -> None:
-    """Write the final dataset and fill the report's counts."""
-    write_dataset(out, ds.raw, records)
+def _check_choices(options: RunOptions) -> None:
+    if options.format not in FORMATS:
+        raise OutputError(f"--format {options.format!r}: expected one of {', '.join(FORMATS)}")
+
+
+def _make_dirs(out: Path) -> None:
+    try:
+        (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{out}: cannot create the output folder ({err.strerror})") from None
+
+
+def _execute(ds: CocoDataset, jobs: list, options: RunOptions, inpainter: Inpainter | None,
+             journal: Journal, report: RunReport, progress: Progress | None) -> None:  # fmt: skip
+    """Load the model if work is left, run the engine, stop cleanly on a signal."""
+    todo = [i for i in range(len(jobs)) if i + 1 not in journal.ended]
+    if not todo:
+        return
+    if inpainter is None:
+        from .backend import DiffusersInpainter
+
+        t0 = time.perf_counter()
+        inpainter = DiffusersInpainter.load(options.model_options())
+        report.seconds_load = time.perf_counter() - t0
+    formats = [output_format(j.image.get("file_name", ""), options.image_format) for j in jobs]
+    settings = EngineSettings(options.batch_size, options.workers, max(4, options.batch_size))
+    engine = Engine(ds, jobs, options.plan, inpainter, journal, Path(options.out),
+                    output_names(jobs, formats), formats, settings)  # fmt: skip
+    engine.progress = progress
+    with _stop_on_signals(engine) as caught:
+        engine.process(todo)
+    report.seconds_model = engine.seconds_model
+    if caught:
+        done = len(journal.ended)
+        raise Interrupted(f"stopped by {caught[0]} after {done} of {len(jobs)} images; the "
+                          "finished ones are kept: run the same command with --resume")  # fmt: skip
+
+
+@contextmanager
+def _stop_on_signals(engine: Engine) -> Iterator[list[str]]:
+    """Turn SIGINT/SIGTERM into a clean stop (in the main thread; elsewhere, do nothing)."""
+    caught: list[str] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        caught.append(signal.Signals(signum).name)
+        engine.stop.set()
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread (a notebook worker, say)
+        yield caught
+        return
+    try:
+        yield caught
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def finish(out: Path, ds: CocoDataset, options: RunOptions, report: RunReport,
+           skips: list[Skip], records: list[ImageRecord]) -> None:  # fmt: skip
+    """Write the final dataset (and its export) and fill the report's counts."""
+    edited = list(records)
+    if options.include_originals:
+        originals, missing = copy_originals(out, ds, options, report.images_planned + 1)
+        records = records + originals
+        skips = skips + missing
+        report.originals_written = len(originals)
+    data = assemble(ds.raw, records)
+    save_json_atomic(data, out / "annotations.json")
     report.skips = skips
-    report.images_written = len(records)
-    report.objects_edited = sum(len(r.edited_ann_indexes) for r in records)
-    report.annotations_written = sum(len(r.annotations) for r in records)
+    report.images_written = len(edited)
+    report.objects_edited = sum(len(r.edited_ann_indexes) for r in edited)
+    report.annotations_written = len(data["annotations"])
+    report.per_class = per_class(ds, edited, skips)
+    if options.format != "coco":
+        from .export import export_yolo
+
+        task = "segment" if options.format == "yolo-seg" else "detect"
+        report.exported = str(export_yolo(data, out, out / "yolo", task, options.split))
+
+
+def per_class(
+    ds: CocoDataset, records: list[ImageRecord], skips: list[Skip]
+) -> dict[str, dict[str, Any]]:
+    """Per class name: objects edited and objects not edited, by reason."""
+
+    def name(cat: Any) -> str:
+        return str(ds.categories_by_id.get(cat, {}).get("name", cat))
+
+    table: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        for index in rec.edited_ann_indexes:
+            row = table.setdefault(name(rec.annotations[index]["category_id"]), _row())
+            row["edited"] += 1
+    for skip in skips:
+        if skip.kind in ("edit", "annotation") and skip.category_id is not None:
+            reasons = table.setdefault(name(skip.category_id), _row())["skipped"]
+            reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
+    return dict(sorted(table.items()))
+
+
+def _row() -> dict[str, Any]:
+    return {"edited": 0, "skipped": {}}
+
+
+def copy_originals(
+    out: Path, ds: CocoDataset, options: RunOptions, first_id: int
+) -> tuple[list[ImageRecord], list[Skip]]:
+    """Copy the processed source images unchanged (bytes) with their labels, for one training
+    set holding originals and augmentations."""
+    from .writer import carry_annotation
+
+    images = ds.images[: options.limit]
+    kept, _ = kept_annotations(ds, {im["id"] for im in images})
+    records, skips = [], []
+    for offset, image in enumerate(images):
+        src = ds.image_path(image)
+        if check_image(image) or not src.is_file():
+            skips.append(Skip("image", "original-missing", f"{src}", image.get("id")))
+            continue
+        name = f"{IMAGES_DIR}/{safe_stem(image['file_name'])}_orig{src.suffix.lower()}"
+        if not os.path.exists(inside(out, name)):
+            shutil.copyfile(src, inside(out, name))
+        entry = {**image, "id": first_id + offset, "file_name": name}
+        entry["inpaint_aug"] = {"source_image_id": image["id"], "original": True, "edits": []}
+        anns = tuple(carry_annotation(a, image["width"], image["height"])
+                     for a in kept.get(image["id"], []))  # fmt: skip
+        records.append(ImageRecord(first_id + offset, entry, anns, ()))
+    return records, skips
 
 
 def report_dict(options: RunOptions, report: RunReport) -> dict[str, Any]:
@@ -163,146 +288,17 @@ def report_dict(options: RunOptions, report: RunReport) -> dict[str, Any]:
         "counts": {
             "images_planned": report.images_planned,
             "images_written": report.images_written,
+            "originals_written": report.originals_written,
             "objects_edited": report.objects_edited,
             "annotations_written": report.annotations_written,
+            "per_class": report.per_class,
             "skipped": report.skip_counts(),
         },
         "seconds": {
             "total": round(report.seconds_total, 3),
             "model": round(report.seconds_model, 3),
             "model_load": round(report.seconds_load, 3),
-        },
+        },  # fmt: skip
+        "exported": report.exported,
         "skipped": [asdict(s) for s in report.skips],
     }
-
-
-@dataclass
-class _Pending:
-    """An image with edits in flight."""
-
-    index: int
-    job: ImageJob
-    pixels: np.ndarray
-    remaining: int
-    done: list[tuple[Edit, Any, np.ndarray]] = field(default_factory=list)
-
-
-class Engine:
-    """Cuts crops, batches them across images by settings, runs the model, pastes, writes."""
-
-    def __init__(
-        self,
-        ds: CocoDataset,
-        jobs: list[ImageJob],
-        options: RunOptions,
-        inpainter: Inpainter,
-        journal: Journal,
-        report: RunReport,
-        progress: Progress | None,
-    ) -> None:
-        self.ds, self.jobs, self.options = ds, jobs, options
-        self.inpainter, self.journal, self.report = inpainter, journal, report
-        self.progress = progress
-        formats = [output_format(j.image.get("file_name", ""), options.image_format) for j in jobs]
-        self.formats = formats
-        self.names = output_names(jobs, formats)
-        self.buckets: dict[tuple, list[tuple[_Pending, Edit, Any]]] = {}
-        self.total = sum(len(jobs[i].edits) for i in range(len(jobs)))
-        self.finished = sum(len(jobs[n - 1].edits) for n in journal.ended if n <= len(jobs))
-
-    def process(self, todo: list[int]) -> None:
-        """Run every job in ``todo`` (indexes into ``jobs``), then flush what is left."""
-        for index in todo:
-            self.submit(index)
-        for key in list(self.buckets):
-            self.flush(key)
-
-    def submit(self, index: int) -> None:
-        """Read an image, cut its crops and queue them; full batches run at once."""
-        job = self.jobs[index]
-        image = job.image
-        try:
-            pixels = load_image(self.ds.image_path(image), image.get("width"), image.get("height"))
-        except ItemError as err:
-            self._skip("image", err, image["id"])
-            self.journal.end_without_record(index + 1)
-            self._advance(len(job.edits))
-            return
-        pending = _Pending(index, job, pixels, remaining=len(job.edits))
-        size = (pixels.shape[1], pixels.shape[0])
-        for edit in job.edits:
-            try:
-                region = region_mask(edit, job.annotations, size, self.options.plan)
-            except ItemError as err:
-                self._skip("edit", err, image["id"], edit.annotation_id)
-                self._one_done(pending)
-                continue
-            crop = cut(pixels, edit, region, self.options.plan)
-            bucket = self.buckets.setdefault(edit.settings_key, [])
-            bucket.append((pending, edit, crop))
-            if len(bucket) >= self.options.batch_size:
-                self.flush(edit.settings_key)
-
-    def flush(self, key: tuple) -> None:
-        """Run one batch through the model and paste every result back."""
-        items = self.buckets.pop(key, [])
-        if not items:
-            return
-        requests = [
-            InpaintRequest(
-                c.pixels,
-                c.mask,
-                e.prompt,
-                e.negative_prompt,
-                e.seed,
-                e.steps,
-                e.guidance,
-                e.strength,
-            )
-            for _, e, c in items
-        ]
-        # Pad to a fixed batch shape: an item's result then depends only on its own inputs,
-        # so resumed runs (which batch differently) give identical files.
-        padded = requests + [requests[-1]] * (self.options.batch_size - len(requests))
-        t0 = time.perf_counter()
-        results = self.inpainter.inpaint(padded)[: len(requests)]
-        self.report.seconds_model += time.perf_counter() - t0
-        for (pending, edit, crop), result in zip(items, results, strict=True):
-            pending.done.append((edit, crop, result))
-            self._one_done(pending)
-        self._advance(0)
-
-    def _one_done(self, pending: _Pending) -> None:
-        pending.remaining -= 1
-        self.finished += 1
-        if pending.remaining == 0:
-            self._write(pending)
-
-    def _write(self, pending: _Pending) -> None:
-        """Save a finished image, then journal it (so a journal line implies the file)."""
-        job = pending.job
-        if not pending.done:
-            reason = ItemError("no-edit-left", "every planned edit of this image was skipped")
-            self._skip("image", reason, job.image["id"])
-            self.journal.end_without_record(pending.index + 1)
-            return
-        # Paste in annotation order, whatever order the batches ran in: overlapping dilated
-        # regions then always resolve the same way.
-        done = sorted(pending.done, key=lambda item: item[0].ann_index)
-        for edit, crop, result in done:
-            paste(pending.pixels, edit.window, crop.alpha, result)
-        name = self.names[pending.index]
-        save_image(pending.pixels, inside(self.report.out, name), self.formats[pending.index])
-        edits = [edit for edit, _, _ in done]
-        self.journal.add_record(
-            make_record(job, pending.index + 1, name, self.inpainter.name, edits)
-        )
-
-    def _skip(self, kind: str, err: ItemError, image_id: Any, ann_id: Any = None) -> None:
-        log.warning("skipped %s %s: %s", kind, image_id, err)
-        self.journal.add_skip(Skip(kind, err.reason, err.detail, image_id, ann_id))
-
-    def _advance(self, count: int) -> None:
-        self.finished += count
-        if self.progress:
-            self.progress(self.finished, self.total)

@@ -39,7 +39,10 @@ def safe_stem(file_name: str) -> str:
     last = PureWindowsPath(PurePosixPath(str(file_name)).name).name
     stem = unicodedata.normalize("NFC", last.rsplit(".", 1)[0] if "." in last else last)
     stem = re.sub(r"[^\w\-.]+", "_", stem).strip("._")
-    return stem[:100] or "image"
+    # Cap by bytes, not characters: file names are limited to 255 bytes, and the output name
+    # adds a suffix and a temporary prefix.
+    stem = stem.encode("utf-8")[:100].decode("utf-8", errors="ignore")
+    return stem or "image"
 
 
 def output_names(jobs: list[ImageJob], formats: list[str]) -> list[str]:

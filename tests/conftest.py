@@ -11,6 +11,11 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# One intra-op thread for the tiny model: the engine's own threads use the other core, and on a
+# loaded machine (parallel jobs) OpenMP spin-waits make more threads many times slower.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "datasets" / "shapes"

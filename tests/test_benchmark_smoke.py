@@ -1,0 +1,39 @@
+"""Smoke test of benchmarks/throughput.py: it runs end to end and dumps its figures.
+
+Never a timing assertion: the numbers depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "throughput.py"
+KEYS = ("tool_objects_per_s", "baseline_objects_per_s", "ratio", "overhead_share", "peak_rss_mb")
+
+
+def test_throughput_script_runs_and_dumps_figures(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    args = ["--arch", "tiny", "--device", "cpu", "--images", "2", "--size", "128x96"]
+    args += ["--resolution", "64", "--steps", "1", "--batch-size", "2", "--json", str(out)]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    for key in KEYS:
+        value = figures[key]
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
+        assert value > 0, (key, value)
+    assert figures["tool"]["objects"] == figures["baseline"]["objects"] > 0
+    assert "ratio tool/baseline" in done.stdout

@@ -1,0 +1,468 @@
+"""YOLO export: write a small COCO dataset out, then parse every written file back and check it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from inpaint_aug import geometry as geo
+from inpaint_aug.errors import OutputError
+from inpaint_aug.export import (
+    build_class_map,
+    export_yolo,
+    merge_parts,
+    write_yolo,
+)
+
+# COCO ids on purpose non-contiguous, not sorted, with 0 and an unused category (3).
+CATEGORIES = [
+    {"id": 7, "name": "square"},
+    {"id": 0, "name": "circle"},
+    {"id": 3, "name": "unused"},
+    {"id": 12, "name": "blob"},
+]
+SIZES = {1: (200, 120), 2: (90, 140), 3: (64, 48)}  # image id -> (width, height)
+
+
+def _octagon(cx: float, cy: float, r: float) -> list[float]:
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    return [float(v) for a in angles for v in (cx + r * np.cos(a), cy + r * np.sin(a))]
+
+
+def _rle_mask() -> np.ndarray:
+    """Two separate blobs (a disc and a square): two outer contours."""
+    w, h = SIZES[1]
+    mask = np.zeros((h, w), dtype=np.uint8)
+    cv2.circle(mask, (165, 85), 18, 1, thickness=-1)
+    mask[8:30, 150:180] = 1
+    return mask
+
+
+def make_coco(root: Path) -> tuple[dict, Path]:
+    """A COCO dict plus its image folder covering every label kind the exporter handles."""
+    image_dir = root / "src"
+    files = {1: "one/pic.png", 2: "two/pic.png", 3: "neg.jpg"}
+    rng = np.random.default_rng(0)
+    for image_id, name in files.items():
+        w, h = SIZES[image_id]
+        path = image_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    rle = mask_utils.encode(np.asfortranarray(_rle_mask()))
+    rle["counts"] = rle["counts"].decode("ascii")  # string counts, as in a JSON file
+    crowd = mask_utils.frPyObjects([[10, 60, 40, 60, 40, 90, 10, 90]], 120, 200)[0]
+    crowd_counts = [int(v) for v in mask_utils.decode(crowd).ravel(order="F")]  # dummy
+    annotations = [
+        # 1: one polygon (circle, COCO id 0)
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 0,
+            "bbox": [20, 20, 40, 40],
+            "iscrowd": 0,
+            "segmentation": [_octagon(40, 40, 20)],
+        },
+        # 2: a three-part polygon (square, COCO id 7): two squares and a triangle
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 7,
+            "bbox": [70, 8, 70, 77],
+            "iscrowd": 0,
+            "segmentation": [
+                [70, 8, 95, 8, 95, 35, 70, 35],
+                [110, 10, 135, 10, 135, 35, 110, 35],
+                [90, 55, 130, 85, 80, 85],
+            ],
+        },
+        # 3: RLE with string counts, two blobs (blob, COCO id 12)
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 12,
+            "bbox": [147, 8, 36, 96],
+            "iscrowd": 0,
+            "segmentation": rle,
+        },
+        # 4: box only, reaching past the left and bottom borders
+        {
+            "id": 4,
+            "image_id": 1,
+            "category_id": 7,
+            "bbox": [-10, 90, 50, 40],
+            "iscrowd": 0,
+            "segmentation": [],
+        },
+        # 5: crowd: skipped
+        {
+            "id": 5,
+            "image_id": 1,
+            "category_id": 0,
+            "bbox": [10, 60, 30, 30],
+            "iscrowd": 1,
+            "segmentation": {"size": [120, 200], "counts": _uncompressed(crowd_counts)},
+        },
+        # 6: unknown category: skipped
+        {"id": 6, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+        # 7: unknown image: skipped
+        {"id": 7, "image_id": 42, "category_id": 0, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+        # 8: box only without a segmentation key, on the second image (same stem "pic")
+        {"id": 8, "image_id": 2, "category_id": 0, "bbox": [10.5, 20.25, 30, 50.5]},
+        # 9: polygon on the second image, partly outside the image (clipped)
+        {
+            "id": 9,
+            "image_id": 2,
+            "category_id": 12,
+            "bbox": [40, 60, 60, 70],
+            "iscrowd": 0,
+            "segmentation": [[40, 60, 100, 60, 100, 130, 40, 130]],
+        },
+    ]
+    images = [
+        {"id": i, "file_name": files[i], "width": SIZES[i][0], "height": SIZES[i][1]} for i in files
+    ]
+    coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
+    return coco, image_dir
+
+
+def _uncompressed(flat: list[int]) -> list[int]:
+    """Uncompressed RLE counts (runs starting with zeros) of a flat column-major 0/1 list."""
+    counts, current, run = [], 0, 0
+    for v in flat:
+        if v == current:
+            run += 1
+        else:
+            counts.append(run)
+            current, run = v, 1
+    counts.append(run)
+    return counts
+
+
+EXPORTED = {1: [1, 2, 3, 4], 2: [8, 9], 3: []}  # image id -> annotation ids that become rows
+
+
+@pytest.fixture()
+def dataset(tmp_path) -> tuple[dict, Path]:
+    return make_coco(tmp_path)
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    text = path.read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n")
+    return [line.split(" ") for line in text.splitlines()]
+
+
+def _files_by_image(out: Path, split: str = "train") -> dict[int, dict]:
+    manifest = json.loads((out / f"manifest_{split}.json").read_text())
+    return {f["image_id"]: f for f in manifest["files"]}
+
+
+def _class_to_coco(out: Path) -> dict[int, int]:
+    entries = json.loads((out / "class_map.json").read_text())
+    return {e["yolo_index"]: e["coco_category_id"] for e in entries}
+
+
+def _coco_mask(ann: dict, width: int, height: int) -> np.ndarray:
+    """The object's pixels by COCO's rules: its mask, or its box clipped to the image."""
+    seg = ann.get("segmentation")
+    if geo.segmentation_kind(seg) == "none":
+        x0, y0, x1, y1 = geo.clip_xyxy(geo.xywh_to_xyxy(ann["bbox"]), width, height)
+        seg = [[x0, y0, x1, y0, x1, y1, x0, y1]]
+    return mask_utils.decode(geo.to_rle(seg, height, width)).astype(bool)
+
+
+def _raster(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Rasterise a pixel-space polygon by COCO's rules (pycocotools)."""
+    return _coco_mask({"segmentation": [points.reshape(-1).tolist()]}, width, height)
+
+
+def _ultralytics_raster(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Rasterise as Ultralytics' ``polygon2mask`` does: truncate to int32, ``cv2.fillPoly``."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.asarray(points, dtype=np.int32)], 1)
+    return mask.astype(bool)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / float((a | b).sum())
+
+
+def test_class_map_is_contiguous_in_category_order():
+    cmap = build_class_map(CATEGORIES)
+    assert [(e["yolo_index"], e["coco_category_id"], e["name"]) for e in cmap] == [
+        (0, 7, "square"),
+        (1, 0, "circle"),
+        (2, 3, "unused"),
+        (3, 12, "blob"),
+    ]
+    with pytest.raises(ValueError, match="duplicate category id 7"):
+        build_class_map([*CATEGORIES, {"id": 7, "name": "again"}])
+
+
+def test_detect_rows_parse_back_to_the_clipped_coco_boxes(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    data_yaml = export_yolo(coco, image_dir, out, task="detect")
+    assert data_yaml == out.resolve() / "data.yaml"
+    anns = {a["id"]: a for a in coco["annotations"]}
+    to_coco = _class_to_coco(out)
+    for image_id, entry in _files_by_image(out).items():
+        w, h = SIZES[image_id]
+        rows = _read_rows(out / entry["label"])
+        assert len(rows) == len(EXPORTED[image_id])
+        for row, ann_id in zip(rows, EXPORTED[image_id], strict=True):
+            ann = anns[ann_id]
+            assert len(row) == 5
+            cls, values = int(row[0]), [float(v) for v in row[1:]]
+            assert all(len(v.split(".")[1]) == 6 for v in row[1:])
+            assert all(0.0 <= v <= 1.0 for v in values)
+            assert to_coco[cls] == ann["category_id"]
+            xc, yc, bw, bh = values
+            got = ((xc - bw / 2) * w, (yc - bh / 2) * h, (xc + bw / 2) * w, (yc + bh / 2) * h)
+            want = geo.clip_xyxy(geo.xywh_to_xyxy(ann["bbox"]), w, h)
+            for g, x, size in zip(got, want, (w, h, w, h), strict=True):
+                assert abs(g - x) <= 1e-4 * size
+
+
+def test_segment_rows_rasterise_to_the_coco_masks(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    export_yolo(coco, image_dir, out, task="segment")
+    anns = {a["id"]: a for a in coco["annotations"]}
+    to_coco = _class_to_coco(out)
+    for image_id, entry in _files_by_image(out).items():
+        w, h = SIZES[image_id]
+        rows = _read_rows(out / entry["label"])
+        assert len(rows) == len(EXPORTED[image_id])  # multi-part objects stay on one row
+        for row, ann_id in zip(rows, EXPORTED[image_id], strict=True):
+            ann = anns[ann_id]
+            assert len(row) % 2 == 1 and len(row) >= 7
+            cls, values = int(row[0]), np.array([float(v) for v in row[1:]])
+            assert to_coco[cls] == ann["category_id"]
+            assert values.min() >= 0.0 and values.max() <= 1.0
+            points = values.reshape(-1, 2) * np.array([w, h])
+            iou = _iou(_raster(points, w, h), _coco_mask(ann, w, h))
+            assert iou > 0.9, (ann_id, iou)
+
+
+def test_rle_polygon_gives_back_the_mask_pixels_in_ultralytics_raster(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    export_yolo(coco, image_dir, out, task="segment")
+    row = _read_rows(out / _files_by_image(out)[1]["label"])[EXPORTED[1].index(3)]
+    w, h = SIZES[1]
+    points = np.array([float(v) for v in row[1:]]).reshape(-1, 2) * np.array([w, h])
+    got, want = _ultralytics_raster(points, w, h), _rle_mask().astype(bool)
+    assert not (want & ~got).any()  # every mask pixel, both blobs; only the bridge is extra
+    assert _iou(got, want) > 0.97
+
+
+def test_box_only_object_is_its_clipped_box_corners(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    export_yolo(coco, image_dir, out, task="segment")
+    rows = _read_rows(out / _files_by_image(out)[1]["label"])
+    box_row = rows[EXPORTED[1].index(4)]
+    w, h = SIZES[1]
+    points = np.array([float(v) for v in box_row[1:]]).reshape(-1, 2) * np.array([w, h])
+    np.testing.assert_allclose(points, [[0, 90], [40, 90], [40, 120], [0, 120]], atol=1e-3)
+
+
+def test_data_yaml_and_class_map(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    data_yaml = export_yolo(coco, image_dir, out, task="detect", split="train")
+    text = data_yaml.read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    assert data["names"] == {0: "square", 1: "circle", 2: "unused", 3: "blob"}
+    assert all(isinstance(k, int) and isinstance(v, str) for k, v in data["names"].items())
+    assert Path(data["path"]) == out.resolve()
+    assert data["train"] == "images/train"
+    assert data["val"] == "images/train"  # Ultralytics needs a val key; said in a comment
+    assert "No 'val' split exported yet" in text
+    assert "#   1 -> 0 (circle)" in text and "#   2 -> 3 (unused)" in text
+    assert json.loads((out / "class_map.json").read_text()) == [
+        {"yolo_index": 0, "coco_category_id": 7, "name": "square"},
+        {"yolo_index": 1, "coco_category_id": 0, "name": "circle"},
+        {"yolo_index": 2, "coco_category_id": 3, "name": "unused"},
+        {"yolo_index": 3, "coco_category_id": 12, "name": "blob"},
+    ]
+
+
+def test_negative_image_gets_an_empty_label_file(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    export_yolo(coco, image_dir, out, task="segment")
+    entry = _files_by_image(out)[3]
+    assert entry["label"] == "labels/train/neg.txt" and entry["image"] == "images/train/neg.jpg"
+    assert (out / entry["label"]).read_bytes() == b""
+    assert (out / entry["image"]).is_file()
+
+
+def test_images_are_copied_with_unique_stems_and_labels_beside(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    export_yolo(coco, image_dir, out)
+    images = sorted(p.name for p in (out / "images" / "train").iterdir())
+    labels = sorted(p.name for p in (out / "labels" / "train").iterdir())
+    assert images == ["neg.jpg", "pic.png", "pic_id2.png"]
+    assert labels == ["neg.txt", "pic.txt", "pic_id2.txt"]
+    files = _files_by_image(out)
+    for image_id, entry in files.items():
+        copied = out / entry["image"]
+        assert not copied.is_symlink()
+        assert (
+            copied.read_bytes()
+            == (image_dir / coco["images"][image_id - 1]["file_name"]).read_bytes()
+        )
+    # Deterministic: a second export names every file the same and writes the same labels.
+    again = tmp_path / "again"
+    export_yolo(coco, image_dir, again)
+    for entry in files.values():
+        assert (again / entry["label"]).read_bytes() == (out / entry["label"]).read_bytes()
+    assert _files_by_image(again) == files
+
+
+def test_skipped_items_are_counted(dataset, tmp_path):
+    coco, image_dir = dataset
+    result = write_yolo(coco, image_dir, tmp_path / "yolo", task="segment")
+    assert result.skipped == {"crowd": 1, "unknown-category": 1, "unknown-image": 1}
+    assert (result.images, result.objects, result.copied) == (3, 6, 3)
+    manifest = json.loads((tmp_path / "yolo" / "manifest_train.json").read_text())
+    assert manifest["skip_counts"] == result.skipped
+    assert {"reason": "crowd", "annotation_id": 5, "image_id": 1} in manifest["skipped"]
+
+
+@pytest.mark.parametrize(
+    ("task", "split", "message"),
+    [
+        ("classify", "train", "task must be one of"),
+        ("detect", "../up", "split must be one of"),
+        ("detect", "", "split must be one of"),
+    ],
+)
+def test_bad_task_or_split_is_a_value_error(dataset, tmp_path, task, split, message):
+    coco, image_dir = dataset
+    with pytest.raises(ValueError, match=message):
+        export_yolo(coco, image_dir, tmp_path / "yolo", task=task, split=split)
+    assert not (tmp_path / "yolo").exists()
+
+
+def test_splits_share_one_folder_and_one_class_map(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    export_yolo(coco, image_dir, out, split="train")
+    data_yaml = export_yolo(coco, image_dir, out, split="val")
+    data = yaml.safe_load(data_yaml.read_text())
+    assert (data["train"], data["val"]) == ("images/train", "images/val")
+    assert "test" not in data and "not exported yet" not in data_yaml.read_text()
+    assert sorted(p.name for p in (out / "labels" / "val").iterdir()) == [
+        "neg.txt",
+        "pic.txt",
+        "pic_id2.txt",
+    ]
+    with pytest.raises(OutputError, match="already holds files"):
+        export_yolo(coco, image_dir, out, split="val")
+    with pytest.raises(OutputError, match="other classes"):
+        export_yolo({**coco, "categories": CATEGORIES[:2]}, image_dir, out, split="test")
+    with pytest.raises(OutputError, match="task 'detect'"):
+        export_yolo(coco, image_dir, out, task="segment", split="test")
+
+
+def test_labels_only_without_copying_images(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    result = write_yolo(coco, image_dir, out, copy_images=False)
+    assert result.copied == 0
+    assert list((out / "images" / "train").iterdir()) == []
+    assert len(list((out / "labels" / "train").iterdir())) == 3
+
+
+def test_missing_and_mismatched_images_are_skipped(dataset, tmp_path):
+    coco, image_dir = dataset
+    (image_dir / "neg.jpg").unlink()
+    coco["images"][1]["width"] = 91
+    result = write_yolo(coco, image_dir, tmp_path / "yolo")
+    assert result.skipped["image-missing"] == 1 and result.skipped["size-mismatch"] == 1
+    assert [p.name for p in (tmp_path / "yolo" / "labels" / "train").iterdir()] == ["pic.txt"]
+
+
+def test_nothing_is_written_outside_the_output_folder(tmp_path):
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    Image.new("RGB", (20, 10)).save(tmp_path / "evil.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "../../evil.png", "width": 20, "height": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+        "categories": [{"id": 1, "name": "x"}],
+    }
+    before = {p for p in tmp_path.rglob("*")}
+    out = tmp_path / "out"
+    export_yolo(coco, deep, out)
+    new = {p for p in tmp_path.rglob("*")} - before
+    assert all(out in p.parents or p == out for p in new)
+    assert (out / "images" / "train" / "evil.png").is_file()
+    assert _read_rows(out / "labels" / "train" / "evil.txt") == [
+        ["0", "0.150000", "0.300000", "0.200000", "0.400000"]
+    ]
+
+
+def _union_of(parts: list[np.ndarray], size: int) -> np.ndarray:
+    rles = mask_utils.frPyObjects([p.reshape(-1).tolist() for p in parts], size, size)
+    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cells=st.lists(
+        st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=6, unique=True
+    ),
+    shifts=st.lists(st.integers(0, 3), min_size=6, max_size=6),
+    flips=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_merged_parts_fill_exactly_their_union(cells, shifts, flips):
+    """Disjoint squares, any start vertex and direction: one polygon, same pixels as the parts."""
+    parts = []
+    for (cx, cy), shift, flip in zip(cells, shifts, flips, strict=False):
+        x, y = 4 + 20 * cx, 4 + 20 * cy
+        square = np.array([[x, y], [x + 12, y], [x + 12, y + 12], [x, y + 12]], float)
+        square = np.roll(square[::-1] if flip else square, shift, axis=0)
+        parts.append(square)
+    merged = merge_parts(parts)
+    if len(parts) > 1:  # every loop closed (+1 point), every part but the first re-entered (+1)
+        assert len(merged) == sum(len(p) for p in parts) + 2 * len(parts) - 2
+    got = mask_utils.decode(
+        mask_utils.merge(mask_utils.frPyObjects([merged.reshape(-1).tolist()], 110, 110))
+    ).astype(bool)
+    assert np.array_equal(got, _union_of(parts, 110))
+
+
+def test_parts_of_opposite_orientation_or_outside_the_image(tmp_path):
+    """Opposite windings must not cancel out; a part wholly outside the image is dropped."""
+    Image.new("RGB", (100, 50)).save(tmp_path / "im.png")
+    cw = [10, 10, 30, 10, 30, 30, 10, 30]
+    ccw = [60, 10, 60, 30, 80, 30, 80, 10]
+    outside = [120, 10, 140, 10, 140, 30]
+    coco = {
+        "images": [{"id": 1, "file_name": "im.png", "width": 100, "height": 50}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [cw, ccw, outside]},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [outside]},
+        ],
+        "categories": [{"id": 1, "name": "x"}],
+    }
+    result = write_yolo(coco, tmp_path, tmp_path / "out", task="segment")
+    assert result.skipped == {"empty-mask": 1} and result.objects == 1
+    row = _read_rows(tmp_path / "out" / "labels" / "train" / "im.txt")[0]
+    points = np.array([float(v) for v in row[1:]]).reshape(-1, 2) * np.array([100, 50])
+    want = _coco_mask({"segmentation": [cw, ccw]}, 100, 50)
+    assert want.sum() == 800 and _iou(_raster(points, 100, 50), want) == 1.0
