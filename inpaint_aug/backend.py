@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, OutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,25 @@ class DiffusersInpainter:
 
         if not batch:
             return []
-        first = batch[0]
-        res = first.pixels.shape[0]
         image = torch.from_numpy(np.stack([r.pixels for r in batch])).permute(0, 3, 1, 2)
         mask = torch.from_numpy(np.stack([r.mask for r in batch]))[:, None]
         gens = [torch.Generator("cpu").manual_seed(r.seed) for r in batch]
+        try:
+            out = self._call(image, mask, gens, batch)
+        except torch.OutOfMemoryError as err:
+            torch.cuda.empty_cache()
+            raise OutOfMemory(f"out of memory for a batch of {len(batch)}: {err}") from None
+        out = np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return [np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8) for img in out]
+
+    def _call(self, image: Any, mask: Any, gens: list, batch: Sequence[InpaintRequest]) -> Any:
+        """One pipeline call in inference mode; returns ``(B, R, R, 3)`` floats in [0, 1]."""
+        import torch
+
+        first = batch[0]
+        res = first.pixels.shape[0]
         with torch.inference_mode():
-            out = self.pipe(
+            return self.pipe(
                 image=image.float() / 255.0,
                 mask_image=mask.float() / 255.0,
                 height=res,
@@ -161,8 +173,6 @@ class DiffusersInpainter:
                 output_type="np",
                 **self._text_inputs(batch, first.guidance > 1.0),
             ).images
-        out = np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        return [np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8) for img in out]
 
     def _text_inputs(self, batch: Sequence[InpaintRequest], guided: bool) -> dict[str, Any]:
         """Prompt embeddings from a per-prompt cache, or plain strings for other pipelines."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from .backend import Inpainter, InpaintRequest
 from .coco import CocoDataset
-from .errors import ItemError, OutputError
+from .errors import ItemError, OutOfMemory, OutputError
 from .journal import Journal
 from .plan import Edit, ImageJob, PlanSettings, Skip
 from .render import Crop, cut, load_image, paste, region_mask, save_image
@@ -89,6 +89,7 @@ class Engine:
         self.ds, self.jobs, self.plan, self.inpainter = ds, jobs, plan, inpainter
         self.journal, self.out, self.names, self.formats = journal, out, names, formats
         self.settings = settings
+        self.batch_size = settings.batch_size  # halved on out-of-memory
         self.buckets: dict[tuple, list[tuple[_Pending, Edit, Crop]]] = {}
         self.seconds_model = 0.0
         self.objects_done = 0
@@ -159,7 +160,7 @@ class Engine:
         for edit, crop in prep.crops:
             bucket = self.buckets.setdefault(edit.settings_key, [])
             bucket.append((pending, edit, crop))
-            if len(bucket) >= self.settings.batch_size:
+            if len(bucket) >= self.batch_size:
                 self.flush(edit.settings_key, writer)
 
     def flush(self, key: tuple, writer: ThreadPoolExecutor) -> None:
@@ -189,12 +190,32 @@ class Engine:
         self._advance(0)
 
     def _call(self, requests: list[InpaintRequest]) -> list[np.ndarray]:
-        """One padded model call (fixed batch shape; see the module docstring)."""
-        padded = requests + [requests[-1]] * (self.settings.batch_size - len(requests))
-        t0 = time.perf_counter()
-        results = self.inpainter.inpaint(padded)[: len(requests)]
-        self.seconds_model += time.perf_counter() - t0
-        return list(results)
+        """Padded model calls of ``batch_size`` (one shape; see the module docstring).
+
+        On out-of-memory the batch size is halved for the rest of the run (logged); quality
+        settings are never changed.
+        """
+        results: list[np.ndarray] = []
+        start = 0
+        while start < len(requests):
+            chunk = requests[start : start + self.batch_size]
+            padded = chunk + [chunk[-1]] * (self.batch_size - len(chunk))
+            t0 = time.perf_counter()
+            try:
+                results += self.inpainter.inpaint(padded)[: len(chunk)]
+            except OutOfMemory as err:
+                if self.batch_size == 1:
+                    raise OutputError(
+                        f"{err}; even a batch of 1 does not fit: try "
+                        "--cpu-offload, --vae-slicing or a lower --resolution"
+                    ) from None
+                self.batch_size //= 2
+                log.warning("%s; going on with --batch-size %d", err, self.batch_size)
+                continue
+            finally:
+                self.seconds_model += time.perf_counter() - t0
+            start += len(chunk)
+        return results
 
     def _one_done(self, pending: _Pending, writer: ThreadPoolExecutor) -> None:
         pending.remaining -= 1

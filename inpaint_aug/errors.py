@@ -35,6 +35,10 @@ class OutputError(FatalError):
     """The output folder cannot be used (not empty, not writable, settings differ...)."""
 
 
+class OutOfMemory(InpaintAugError):
+    """The accelerator ran out of memory for one batch; the caller retries with smaller ones."""
+
+
 class Interrupted(FatalError):
     """The run was stopped by SIGINT or SIGTERM; finished work is kept for ``--resume``."""
 
