@@ -218,10 +218,11 @@ def _run_with_progress(options: RunOptions, quiet: bool) -> RunReport:
 def print_summary(report: RunReport) -> None:
     """The end-of-run summary: per-class table, skips by reason, timings."""
     per = report.seconds_model / report.objects_edited if report.objects_edited else 0.0
+    originals = f" + {report.originals_written} originals" if report.originals_written else ""
     typer.echo(
-        f"wrote {report.images_written} images ({report.originals_written} originals "
-        f"more), {report.annotations_written} annotations, {report.objects_edited} "
-        f"objects redrawn -> {report.out / 'annotations.json'}"
+        f"wrote {report.images_written} augmented images{originals}, "
+        f"{report.annotations_written} annotations, {report.objects_edited} objects redrawn "
+        f"-> {report.out / 'annotations.json'}"
     )
     typer.echo(format_table(class_rows(report)))
     typer.echo(

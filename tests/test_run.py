@@ -188,3 +188,24 @@ def test_cli_usage_errors_exit_2(shapes, prompts_file, flag, value):
         app, ["run", str(shapes), "--prompts", str(prompts_file), flag, value]
     )
     assert result.exit_code == 2
+
+
+def test_originals_and_yolo_export(shapes, prompts_file, tmp_path, tiny_inpainter):
+    out = tmp_path / "o"
+    options = RunOptions(coco=shapes, prompts=prompts_file, out=out, model="tiny-random",
+                         include_originals=True, format="yolo", plan=SMALL)  # fmt: skip
+    report = run(options, inpainter=tiny_inpainter)
+    data = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+    src = json.loads(shapes.read_text(encoding="utf-8"))
+    originals = [im for im in data["images"] if im["inpaint_aug"].get("original")]
+    assert len(originals) == len(src["images"]) == report.originals_written
+    for im in originals:
+        source = next(s for s in src["images"] if s["id"] == im["inpaint_aug"]["source_image_id"])
+        assert (out / im["file_name"]).read_bytes() == (
+            shapes.parent / "images" / source["file_name"]
+        ).read_bytes()
+        n_src = sum(a["image_id"] == source["id"] for a in src["annotations"])
+        assert sum(a["image_id"] == im["id"] for a in data["annotations"]) == n_src
+    assert len({im["id"] for im in data["images"]}) == len(data["images"])
+    labels = list((out / "yolo" / "labels" / "train").glob("*.txt"))
+    assert report.exported and len(labels) == len(data["images"])
