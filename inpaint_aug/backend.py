@@ -126,10 +126,12 @@ class DiffusersInpainter:
         dev = pick_device(opts.device)
         dtype = _torch_dtype(opts.dtype, dev)
         _quiet_libraries()
-        if opts.model == TINY_MODEL:
-            pipe = build_tiny_pipeline().to(dtype=dtype)
-        else:
-            pipe = _load_pipeline(opts.model, dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # library chatter; failures raise ModelError
+            if opts.model == TINY_MODEL:
+                pipe = build_tiny_pipeline().to(dtype=dtype)
+            else:
+                pipe = _load_pipeline(opts.model, dtype)
         return cls(_prepare(pipe, opts, dev), opts.model, dev)
 
     def inpaint(self, batch: Sequence[InpaintRequest]) -> list[np.ndarray]:

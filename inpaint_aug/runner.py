@@ -26,7 +26,7 @@ from .backend import DEFAULT_MODEL, Inpainter, ModelOptions
 from .coco import CocoDataset, load_coco, save_json_atomic
 from .engine import Engine, EngineSettings
 from .errors import Interrupted, OutputError
-from .journal import Journal, check_output_folder
+from .journal import STATE_DIR, Journal, check_output_folder
 from .plan import PlanSettings, Skip, check_image, kept_annotations, plan_dataset
 from .prompts import PromptBook, load_prompts
 from .render import output_format
@@ -133,9 +133,12 @@ def run(
     _check_choices(options)
     check_output_folder(out, options.resume)
     jobs, skips = plan_dataset(ds, book, options.plan, options.limit)
+    report = RunReport(out=out, images_planned=len(jobs))
+    resuming = options.resume and (out / STATE_DIR / "journal.jsonl").is_file()
+    if not resuming and jobs and inpainter is None:
+        inpainter = _load_model(options, report)  # before anything is written to OUT
     _make_dirs(out)
     journal = Journal.open(out, fingerprint(options), options.resume)
-    report = RunReport(out=out, images_planned=len(jobs))
     try:
         _execute(ds, jobs, options, inpainter, journal, report, progress)
     finally:
@@ -145,6 +148,15 @@ def run(
     report.seconds_total = time.perf_counter() - started
     save_json_atomic(report_dict(options, report), out / "run.json")
     return report
+
+
+def _load_model(options: RunOptions, report: RunReport) -> Inpainter:
+    from .backend import DiffusersInpainter
+
+    t0 = time.perf_counter()
+    inpainter = DiffusersInpainter.load(options.model_options())
+    report.seconds_load = time.perf_counter() - t0
+    return inpainter
 
 
 def _check_choices(options: RunOptions) -> None:
@@ -166,11 +178,7 @@ def _execute(ds: CocoDataset, jobs: list, options: RunOptions, inpainter: Inpain
     if not todo:
         return
     if inpainter is None:
-        from .backend import DiffusersInpainter
-
-        t0 = time.perf_counter()
-        inpainter = DiffusersInpainter.load(options.model_options())
-        report.seconds_load = time.perf_counter() - t0
+        inpainter = _load_model(options, report)
     formats = [output_format(j.image.get("file_name", ""), options.image_format) for j in jobs]
     settings = EngineSettings(options.batch_size, options.workers, max(4, options.batch_size))
     engine = Engine(ds, jobs, options.plan, inpainter, journal, Path(options.out),

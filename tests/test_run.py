@@ -209,3 +209,15 @@ def test_originals_and_yolo_export(shapes, prompts_file, tmp_path, tiny_inpainte
     assert len({im["id"] for im in data["images"]}) == len(data["images"])
     labels = list((out / "yolo" / "labels" / "train").glob("*.txt"))
     assert report.exported and len(labels) == len(data["images"])
+
+
+def test_model_that_cannot_load_leaves_no_output(shapes, prompts_file, tmp_path):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    out = tmp_path / "out"
+    args = ["run", str(shapes), "--prompts", str(prompts_file), "--out", str(out),
+            "--model", str(not_a_model), "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "not a diffusers model folder" in result.output and "Traceback" not in result.output
+    assert not out.exists()  # a rerun after fixing --model needs no --resume
