@@ -14,9 +14,9 @@ import typer
 
 from . import __version__
 from .backend import DEFAULT_MODEL
+from .cli_preview import preview_command
 from .errors import FatalError, Interrupted
 from .plan import PlanSettings
-from .preview import preview_command
 from .runner import RunOptions, RunReport, run
 
 app = typer.Typer(

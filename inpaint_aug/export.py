@@ -1,7 +1,8 @@
 """Export a COCO dataset for the trainers people use: Ultralytics YOLO (detect and segment).
 
 Pure functions over a COCO dict and its image files; nothing here needs torch. The label
-geometry (boxes, polygons and RLE masks as normalized numbers) is in :mod:`.polygons`.
+geometry (boxes, polygons and RLE masks as normalized numbers) is in :mod:`.polygons`; its
+``merge_parts``, ``mask_polygon`` and ``DECIMALS`` are re-exported here, where they used to be.
 
 Layout written (one call writes one split; call again with another split into the same folder
 to add it, the class indices stay the same)::
@@ -40,10 +41,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .coco import save_json_atomic
 from .errors import OutputError
-from .polygons import DECIMALS as DECIMALS  # re-exported: export.DECIMALS, as before the split
-from .polygons import Unusable, label_coords
-from .polygons import mask_polygon as mask_polygon  # re-exported
-from .polygons import merge_parts as merge_parts  # re-exported
+from .polygons import DECIMALS, Unusable, label_coords, mask_polygon, merge_parts  # noqa: F401
 from .writer import inside, safe_stem
 
 TASKS = ("detect", "segment")

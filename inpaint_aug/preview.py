@@ -2,7 +2,9 @@
 
 From a finished run (its provenance says which edits were made; the plan is rebuilt from
 ``run.json`` to recover each edit's window and region), or from a quick in-memory sample before
-a full run. Either becomes a contact sheet PNG or a static HTML page.
+a full run. This module picks the edits and cuts their crops into :class:`PreviewItem`;
+:mod:`.sheet` draws them (``contact_sheet`` and ``write_html`` are re-exported here) and
+:mod:`.cli_preview` is the ``inpaint-aug preview`` command.
 
 Example:
     >>> items = items_from_run(Path("augmented"), n=6)  # doctest: +SKIP
@@ -11,33 +13,24 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html as htmllib
-import io
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any  # noqa: UP035 - typer reads Optional on Python 3.10
+from typing import Any
 
-import cv2
 import numpy as np
-import typer
-from PIL import Image, ImageDraw, ImageFont
 
-from .backend import DEFAULT_MODEL, Inpainter, InpaintRequest
+from .backend import Inpainter, InpaintRequest
 from .coco import CocoDataset, read_json
 from .errors import FatalError, ItemError
 from .plan import Edit, ImageJob, PlanSettings, plan_dataset
 from .render import Crop, cut, load_image, paste, region_mask
 from .runner import RunOptions, load_inputs
+from .sheet import contact_sheet, region_view, write_html  # noqa: F401 - re-exported
 from .writer import inside
 
 MAX_SIDE = 384  # crops are kept at most this many pixels on a side (they are only looked at)
-TINT = (255, 40, 150)  # the editable region's colour in the region view
-COLUMNS = ("before", "region", "after")
-DARK, GREY, RULE = (20, 20, 20), (90, 90, 90), (205, 205, 205)
 Pick = tuple[ImageJob, Edit]
 
 
@@ -60,21 +53,6 @@ class PreviewItem:
     seed: int
     label: str
     mask: np.ndarray
-
-
-def region_view(before: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``before`` dimmed outside ``mask``, tinted inside, with the region's outline drawn.
-
-    Example:
-        >>> region_view(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool)).shape
-        (8, 8, 3)
-    """
-    view = before.astype(np.float32) * 0.4 + 20.0
-    view[mask] = before[mask].astype(np.float32) * 0.55 + 0.45 * np.array(TINT, np.float32)
-    out = np.clip(np.round(view), 0, 255).astype(np.uint8)
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(out, contours, -1, TINT, max(1, before.shape[0] // 96))
-    return out
 
 
 def _spread(picks: Sequence[Pick], n: int, make: Callable[[ImageJob, Edit], Any]) -> list[Any]:
@@ -234,187 +212,3 @@ def sample_items(
         paste(after, edit.window, crop.alpha, result)
         items.append(_item(ds, (job, edit), plan, (pixels, after), edit.prompt, edit.seed))
     return items
-
-
-def _font(size: int) -> Any:
-    """Pillow's bundled font at ``size`` px (its small bitmap font on Pillow < 10.1)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pragma: no cover - Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def drawable(text: str, font: Any) -> str:
-    """``text`` with the characters ``font`` has no glyph for folded (``é`` → ``e``) or ``?``.
-
-    Example:
-        >>> drawable("café", _font(14))
-        'cafe'
-    """
-    blank = bytes(font.getmask("\U0010ffff"))  # what a missing glyph renders as
-
-    def has(ch: str) -> bool:
-        return ch.isspace() or bytes(font.getmask(ch)) != blank
-
-    folded = (c if has(c) else unicodedata.normalize("NFKD", c)[0] for c in text)
-    return "".join(c if has(c) else "?" for c in folded)
-
-
-def wrap(text: str, font: Any, width: float, max_lines: int = 4) -> list[str]:
-    """Break ``text`` at spaces into lines at most ``width`` px wide (``…`` past ``max_lines``).
-
-    Example:
-        >>> wrap("a red ball", _font(14), 1000)
-        ['a red ball']
-    """
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        while " " in lines[-1] and font.getlength(lines[-1] + " …") > width:
-            lines[-1] = lines[-1].rsplit(" ", 1)[0]
-        lines[-1] += " …"
-    return lines or [""]
-
-
-def contact_sheet(items: Sequence[PreviewItem], cell: int = 192) -> Image.Image:
-    """One row per item (before | region | after, ``cell`` px each), with its label, prompt, seed.
-
-    Example:
-        >>> contact_sheet(items).save("preview.png")  # doctest: +SKIP
-    """
-    pad, head, body, line = 12, _font(17), _font(15), 21
-    width = 3 * cell + 4 * pad
-    texts = [
-        [(drawable(it.label, head), head, DARK)]
-        + [(t, body, DARK) for t in wrap(drawable(it.prompt, body), body, width - 2 * pad)]
-        + [(f"seed {it.seed}", body, GREY)]
-        for it in items
-    ]
-    sheet = Image.new(
-        "RGB", (width, 36 + sum(cell + 2 * pad + line * len(t) for t in texts)), "white"
-    )
-    draw = ImageDraw.Draw(sheet)
-    for col, title in enumerate(COLUMNS):
-        draw.text((pad + col * (cell + pad) + cell // 2, 18), title, DARK, head, anchor="mm")
-    y = 36
-    for item, lines in zip(items, texts, strict=True):
-        draw.line([(0, y), (width, y)], RULE, 1)
-        for col, pixels in enumerate((item.before, item.region, item.after)):
-            x, tile = pad + col * (cell + pad), Image.fromarray(pixels)
-            sheet.paste(tile.resize((cell, cell), Image.Resampling.BICUBIC), (x, y + pad))
-            draw.rectangle([x - 1, y + pad - 1, x + cell, y + pad + cell], outline=RULE)
-        for i, (text, font, fill) in enumerate(lines):
-            draw.text((pad, y + pad + cell + 6 + i * line), text, fill, font)
-        y += cell + 2 * pad + line * len(lines)
-    return sheet
-
-
-def _data_uri(pixels: np.ndarray) -> str:
-    """A ``data:image/png;base64,...`` URI of an RGB array."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def write_html(items: Sequence[PreviewItem], path: Path) -> None:
-    """Write a self-contained HTML page: each item's three crops (embedded), prompt and seed.
-
-    Example:
-        >>> write_html(items, Path("preview.html"))  # doctest: +SKIP
-    """
-    rows = [f"<tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>"]
-    for it in items:
-        crops = zip(COLUMNS, (it.before, it.region, it.after), strict=True)
-        rows.append(
-            "<tr>"
-            + "".join(f'<td><img src="{_data_uri(a)}" alt="{c}"></td>' for c, a in crops)
-            + "</tr>"
-        )
-        text = f"<b>{htmllib.escape(it.label)}</b><br>{htmllib.escape(it.prompt)}<br>seed {it.seed}"
-        rows.append(f'<tr><td colspan="3">{text}</td></tr>')
-    style = "body{font-family:sans-serif}img{width:192px;height:192px}td{padding:4px 4px 14px}"
-    head = f'<meta charset="utf-8"><title>inpaint-aug preview</title><style>{style}</style>'
-    body = "\n".join(rows)
-    page = (
-        f"<!doctype html>\n<html><head>{head}</head><body><table>\n{body}\n</table></body></html>"
-    )
-    Path(path).write_text(page + "\n", encoding="utf-8")
-
-
-_DEF = PlanSettings()
-_Path = Path | None
-SHEET_HELP = "Contact sheet PNG [default: RUN_DIR/preview.png; ./preview.png when sampling]"
-
-
-def _gather(target: Path, options: RunOptions, n: int) -> tuple[list[PreviewItem], Path]:
-    """Items and the default sheet path: from a run folder, or sampled from a COCO JSON."""
-    if target.is_dir():
-        if not (target / "run.json").is_file():
-            raise FatalError(f"{target}: no run.json here; expected a finished inpaint-aug run")
-        return items_from_run(target, n), target / "preview.png"
-    if not target.is_file():
-        raise FatalError(f"{target}: no such file or folder")
-    if not str(options.prompts):
-        raise typer.BadParameter(
-            "a prompts file is needed to sample a COCO JSON", param_hint="--prompts"
-        )
-    if options.plan.region not in ("auto", "mask", "box"):
-        raise typer.BadParameter("expected auto, mask or box", param_hint="--region")
-    if options.device not in ("auto", "cpu", "cuda", "mps"):
-        raise typer.BadParameter("expected auto, cpu, cuda or mps", param_hint="--device")
-    if options.plan.resolution % 8:
-        raise typer.BadParameter("not a multiple of 8", param_hint="--resolution")
-    return sample_items(options, n), Path("preview.png")
-
-
-def _preview(target: Path, options: RunOptions, n: int, sheet: _Path, page: _Path) -> str:
-    """Gather items, write the sheet (and the page); say what was written."""
-    items, default = _gather(target, options, n)
-    if not items:
-        raise FatalError(f"{target}: nothing to preview (no object was or can be redrawn)")
-    contact_sheet(items).save(sheet or default, format="PNG")
-    if page is not None:
-        write_html(items, page)
-    return f"{len(items)} edits -> {sheet or default}" + (f" and {page}" if page else "")
-
-
-def preview_command(
-    target: Annotated[Path, typer.Argument(help="A finished run's --out folder, or a COCO JSON.")],
-    prompts: Annotated[_Path, typer.Option(help="Prompts YAML (to sample a COCO JSON).")] = None,
-    n: Annotated[int, typer.Option(min=1, help="Edits to show, spread across classes.")] = 12,
-    sheet: Annotated[_Path, typer.Option(help=SHEET_HELP)] = None,
-    html: Annotated[_Path, typer.Option(help="Also write a static HTML page here.")] = None,
-    images: Annotated[_Path, typer.Option(help="Image folder (found automatically).")] = None,
-    model: Annotated[str, typer.Option(help="As for run (sample mode).")] = DEFAULT_MODEL,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps.")] = "auto",
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = _DEF.steps,
-    guidance: Annotated[float, typer.Option(min=0.0, help="Guidance scale.")] = _DEF.guidance,
-    strength: Annotated[float, typer.Option(min=0.01, max=1.0)] = _DEF.strength,
-    resolution: Annotated[int, typer.Option(min=64, help="Multiple of 8.")] = _DEF.resolution,
-    batch_size: Annotated[int, typer.Option(min=1, help="Crops per model call.")] = 4,
-    seed: Annotated[int, typer.Option(min=0, help="Base seed, as for run.")] = 0,
-    region: Annotated[str, typer.Option(help="auto|mask|box.")] = "auto",
-    min_size: Annotated[int, typer.Option(min=0, help="Skip smaller objects.")] = _DEF.min_size,
-    dilate: Annotated[int, typer.Option(min=0, help="Grow masks by N px.")] = _DEF.dilate,
-    limit: Annotated[int | None, typer.Option(min=1, help="First N images only.")] = None,
-) -> None:
-    """Show edits as before | region | after: from a finished run, or sampled from a COCO JSON.
-
-    Example:
-        inpaint-aug preview augmented/ --n 8 --html augmented/preview.html
-    """
-    plan = PlanSettings(seed=seed, region=region, dilate=dilate, min_size=min_size, steps=steps)
-    plan = replace(plan, resolution=resolution, guidance=guidance, strength=strength)
-    options = RunOptions(target, prompts or "", images=images, model=model, device=device)
-    options = replace(options, batch_size=batch_size, limit=limit, plan=plan)
-    try:
-        written = _preview(target, options, n, sheet, html)
-    except (FatalError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"wrote a preview of {written}")

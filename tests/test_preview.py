@@ -13,17 +13,17 @@ from PIL import Image, ImageFont
 from typer.testing import CliRunner
 
 from inpaint_aug.backend import DiffusersInpainter
+from inpaint_aug.cli_preview import preview_command
 from inpaint_aug.plan import PlanSettings
 from inpaint_aug.preview import (
     PreviewItem,
     contact_sheet,
     items_from_run,
-    preview_command,
     sample_items,
-    wrap,
     write_html,
 )
 from inpaint_aug.runner import RunOptions, run
+from inpaint_aug.sheet import wrap
 
 SMALL = PlanSettings(resolution=64, steps=2, min_size=8, min_context=32)
 
