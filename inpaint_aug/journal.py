@@ -44,11 +44,10 @@ class Journal:
             OutputError: settings differ from the journal's (the message names them).
         """
         path = out / STATE_DIR / "journal.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not (resume and path.is_file()):
-            _write_line(path, {"fingerprint": fingerprint}, mode="w")
+        lines = _read_lines(path) if resume and path.is_file() else []
+        if not lines or "fingerprint" not in lines[0]:  # new, or killed before its first line
+            _start(path, fingerprint)
             return cls(path, {}, [], set())
-        lines = _read_lines(path)
         old = lines[0].get("fingerprint", {}) if lines else {}
         diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
         if diff:
@@ -66,17 +65,24 @@ class Journal:
         """Append a finished image (its file must already be on disk)."""
         self.records[record.out_image_id] = record
         self.ended.add(record.out_image_id)
-        self._append({"record": asdict(record)})
+        self._write({"record": asdict(record)})
 
     def end_without_record(self, job_number: int) -> None:
         """Mark a job finished with nothing written (its image was skipped)."""
         self.ended.add(job_number)
-        self._append({"ended": job_number})
+        self._write({"ended": job_number})
 
     def add_skip(self, skip: Skip) -> None:
         """Append a skip found while running (not one found by planning)."""
         self.skips.append(skip)
-        self._append({"skip": asdict(skip)})
+        self._write({"skip": asdict(skip)})
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        """Append one entry; a full disk or a read-only folder is one clear error."""
+        try:
+            self._append(entry)
+        except OSError as err:
+            raise OutputError(f"cannot write {self.path}: {err.strerror or err}") from None
 
     def _append(self, entry: dict[str, Any]) -> None:
         self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -88,22 +94,34 @@ class Journal:
         self._fh.close()
 
 
-def _write_line(path: Path, entry: dict[str, Any], mode: str) -> None:
-    with open(path, mode, encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+def _start(path: Path, fingerprint: dict[str, Any]) -> None:
+    """Create the journal with its fingerprint line, atomically (never a half-written start)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"fingerprint": fingerprint}, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Parse the journal, dropping a torn last line."""
+    """Parse the journal. A torn last line (a kill while appending) is cut off the file, so
+    later appends start on a fresh line."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
     entries = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    for line in data[:end].splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
     return entries
 
 
@@ -121,9 +139,9 @@ def check_output_folder(out: Path, resume: bool) -> None:
     """Refuse a non-empty output folder unless resuming a run that lives there."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: --out exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or _empty(out):
         return
-    if not (out / STATE_DIR / "journal.jsonl").is_file():
+    if not (out / STATE_DIR).is_dir():
         raise OutputError(
             f"{out}: the output folder is not empty and holds no inpaint-aug run; "
             "choose another --out (nothing is ever deleted)"
@@ -132,3 +150,9 @@ def check_output_folder(out: Path, resume: bool) -> None:
         raise OutputError(
             f"{out}: holds an earlier run; pass --resume to continue it, or choose another --out"
         )
+
+
+def _empty(out: Path) -> bool:
+    """Nothing in OUT but, at most, an empty ``images/`` (a run killed as it started)."""
+    entries = list(out.iterdir())
+    return all(e.name == "images" and e.is_dir() and not any(e.iterdir()) for e in entries)

@@ -109,13 +109,18 @@ def _key(value: Any) -> Any:
     return value if isinstance(value, (int, str)) else None
 
 
+def _plain(value: Any) -> Any:
+    """A value fit for a report (and hashable): odd ids such as lists become their repr."""
+    return value if value is None or isinstance(value, (int, float, str)) else repr(value)
+
+
 def check_annotation(ann: dict[str, Any], ds: CocoDataset) -> Skip | None:
     """Return a drop-``Skip`` when an annotation cannot be carried over, else ``None``."""
     image = ds.images_by_id.get(_key(ann.get("image_id")))
     ids = {
-        "image_id": ann.get("image_id"),
-        "annotation_id": ann.get("id"),
-        "category_id": ann.get("category_id"),
+        "image_id": _plain(ann.get("image_id")),
+        "annotation_id": _plain(ann.get("id")),
+        "category_id": _plain(ann.get("category_id")),
     }
     if image is None:
         return Skip("annotation", "unknown-image", f"image_id {ann.get('image_id')!r}", **ids)

@@ -175,8 +175,15 @@ def save_image(pixels: np.ndarray, path: Path, fmt: str) -> None:
     """Write RGB pixels to ``path`` atomically (temporary name, then rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
     img = Image.fromarray(pixels)
-    if fmt == "jpg":
-        img.save(tmp, format="JPEG", quality=95)
-    else:
-        img.save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            if fmt == "jpg":
+                img.save(fh, format="JPEG", quality=95)
+            else:
+                img.save(fh, format="PNG", compress_level=1)
+            fh.flush()
+            os.fsync(fh.fileno())  # the journal line that follows must never outlive the file
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # our own temporary file
+        raise

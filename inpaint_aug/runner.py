@@ -136,9 +136,9 @@ def run(
     report = RunReport(out=out, images_planned=len(jobs))
     resuming = options.resume and (out / STATE_DIR / "journal.jsonl").is_file()
     if not resuming and jobs and inpainter is None:
-        inpainter = _load_model(options, report)  # before anything is written to OUT
-    _make_dirs(out)
+        inpainter = _load_model_first(out, options, report)
     journal = Journal.open(out, fingerprint(options), options.resume)
+    _make_dirs(out)
     try:
         _execute(ds, jobs, options, inpainter, journal, report, progress)
     finally:
@@ -146,8 +146,53 @@ def run(
     all_skips = list(dict.fromkeys(skips + journal.skips))  # a resumed job may repeat a skip
     finish(out, ds, options, report, all_skips, list(journal.records.values()))
     report.seconds_total = time.perf_counter() - started
-    save_json_atomic(report_dict(options, report), out / "run.json")
+    _save_json(report_dict(options, report), out / "run.json")
     return report
+
+
+def _save_json(data: Any, path: Path) -> None:
+    """Write a JSON file atomically; a full disk or a read-only folder is one clear error."""
+    try:
+        save_json_atomic(data, path)
+    except OSError as err:
+        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)  # our own temporary file
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _load_model_first(out: Path, options: RunOptions, report: RunReport) -> Inpainter:
+    """Load the model before anything is written, after checking OUT can be created.
+
+    If loading fails or is interrupted, an OUT folder made here (still empty) is removed again,
+    so the next attempt needs no ``--resume``.
+    """
+    created = not out.exists()
+    _make_dirs(out, images=False)
+    try:
+        with _interrupt_on_signals("while loading the model; nothing was written"):
+            return _load_model(options, report)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+@contextmanager
+def _interrupt_on_signals(when: str) -> Iterator[None]:
+    """SIGINT/SIGTERM raise :class:`Interrupted` here (main thread only)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(f"stopped by {signal.Signals(signum).name} {when}")
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def _load_model(options: RunOptions, report: RunReport) -> Inpainter:
@@ -164,9 +209,9 @@ def _check_choices(options: RunOptions) -> None:
         raise OutputError(f"--format {options.format!r}: expected one of {', '.join(FORMATS)}")
 
 
-def _make_dirs(out: Path) -> None:
+def _make_dirs(out: Path, images: bool = True) -> None:
     try:
-        (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        (out / IMAGES_DIR if images else out).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"{out}: cannot create the output folder ({err.strerror})") from None
 
@@ -224,7 +269,7 @@ def finish(out: Path, ds: CocoDataset, options: RunOptions, report: RunReport,
         skips = skips + missing
         report.originals_written = len(originals)
     data = assemble(ds.raw, records)
-    save_json_atomic(data, out / "annotations.json")
+    _save_json(data, out / "annotations.json")
     report.skips = skips
     report.images_written = len(edited)
     report.objects_edited = sum(len(r.edited_ann_indexes) for r in edited)

@@ -49,7 +49,8 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         """A run would work: no error, and at least one object would be redrawn."""
-        return not any(f.level == "error" for f in self.findings) and sum(self.would_edit.values())
+        errors = any(f.level == "error" for f in self.findings)
+        return not errors and sum(self.would_edit.values()) > 0
 
     def add(self, level: str, where: Any, message: str) -> None:
         self.findings.append(Finding(level, str(where), message))
@@ -81,6 +82,9 @@ def validate(
     jobs, skips = plan_dataset(ds, book, settings or PlanSettings(), limit)
     _summarise(ds, jobs, skips, report)
     _check_files(ds, ds.images[:limit], report)
+    if not jobs:
+        report.add("error", path, "nothing would be redrawn: no object is eligible (see the "
+                   "reasons per class below; check the prompts file and --min-size)")  # fmt: skip
     return report
 
 
