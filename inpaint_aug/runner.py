@@ -178,10 +178,16 @@ def _load_model_first(out: Path, options: RunOptions, report: RunReport) -> Inpa
 
 @contextmanager
 def _interrupt_on_signals(when: str) -> Iterator[None]:
-    """SIGINT/SIGTERM raise :class:`Interrupted` here (main thread only)."""
+    """SIGINT/SIGTERM become :class:`Interrupted` here (main thread only).
+
+    The handler raises ``KeyboardInterrupt``, a ``BaseException``, because library code that
+    runs meanwhile (imports, model loading) may catch ``Exception``.
+    """
+    caught: list[str] = []
 
     def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(f"stopped by {signal.Signals(signum).name} {when}")
+        caught.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
 
     try:
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -190,6 +196,8 @@ def _interrupt_on_signals(when: str) -> Iterator[None]:
         return
     try:
         yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped by {(caught or ['SIGINT'])[0]} {when}") from None
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
