@@ -177,8 +177,26 @@ def _load_model_first(out: Path, options: RunOptions, report: RunReport) -> Inpa
 
 
 @contextmanager
+def _signals(handler: Callable[[int, Any], None]) -> Iterator[bool]:
+    """Install ``handler`` for SIGINT and SIGTERM, restoring the old ones afterwards.
+
+    Yields whether it could (signals can only be handled in the main thread).
+    """
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread (a notebook worker, say)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+@contextmanager
 def _interrupt_on_signals(when: str) -> Iterator[None]:
-    """SIGINT/SIGTERM become :class:`Interrupted` here (main thread only).
+    """SIGINT/SIGTERM become :class:`Interrupted` here.
 
     The handler raises ``KeyboardInterrupt``, a ``BaseException``, because library code that
     runs meanwhile (imports, model loading) may catch ``Exception``.
@@ -189,18 +207,11 @@ def _interrupt_on_signals(when: str) -> Iterator[None]:
         caught.append(signal.Signals(signum).name)
         raise KeyboardInterrupt
 
-    try:
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Interrupted(f"stopped by {(caught or ['SIGINT'])[0]} {when}") from None
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
+    with _signals(handler):
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Interrupted(f"stopped by {(caught or ['SIGINT'])[0]} {when}") from None
 
 
 def _load_model(options: RunOptions, report: RunReport) -> Inpainter:
@@ -248,23 +259,15 @@ def _execute(ds: CocoDataset, jobs: list, options: RunOptions, inpainter: Inpain
 
 @contextmanager
 def _stop_on_signals(engine: Engine) -> Iterator[list[str]]:
-    """Turn SIGINT/SIGTERM into a clean stop (in the main thread; elsewhere, do nothing)."""
+    """Turn SIGINT/SIGTERM into a clean stop: the engine finishes its batch and returns."""
     caught: list[str] = []
 
     def handler(signum: int, _frame: Any) -> None:
         caught.append(signal.Signals(signum).name)
         engine.stop.set()
 
-    try:
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread (a notebook worker, say)
+    with _signals(handler):
         yield caught
-        return
-    try:
-        yield caught
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 def finish(out: Path, ds: CocoDataset, options: RunOptions, report: RunReport,
