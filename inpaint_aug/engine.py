@@ -168,7 +168,7 @@ class Engine:
         items = self.buckets.pop(key, [])
         if not items:
             return
-        results = self._call([_request(e, c) for _, e, c in items])
+        results = self._call([request_for(e, c) for _, e, c in items])
         edits = [e for _, e, _ in items]
         for attempt in range(1, RETRIES + 1):
             bad = [i for i, r in enumerate(results) if invalid_output(r)]
@@ -177,7 +177,7 @@ class Engine:
             log.warning("invalid model output for %d crop(s); retrying with new seeds", len(bad))
             edits = [replace(e, seed=retry_seed(e.seed, attempt)) if i in bad else e
                      for i, e in enumerate(edits)]  # fmt: skip
-            again = self._call([_request(edits[i], items[i][2]) for i in bad])
+            again = self._call([request_for(edits[i], items[i][2]) for i in bad])
             for i, r in zip(bad, again, strict=True):
                 results[i] = r
         for (pending, _, crop), edit, result in zip(items, edits, results, strict=True):
@@ -199,10 +199,9 @@ class Engine:
         start = 0
         while start < len(requests):
             chunk = requests[start : start + self.batch_size]
-            padded = chunk + [chunk[-1]] * (self.batch_size - len(chunk))
             t0 = time.perf_counter()
             try:
-                results += self.inpainter.inpaint(padded)[: len(chunk)]
+                results += call_padded(self.inpainter, chunk, self.batch_size)
             except OutOfMemory as err:
                 if self.batch_size == 1:
                     raise OutputError(
@@ -272,6 +271,16 @@ class Engine:
             self.progress(self.objects_done, self.total)
 
 
-def _request(edit: Edit, crop: Crop) -> InpaintRequest:
+def request_for(edit: Edit, crop: Crop) -> InpaintRequest:
+    """The model request of one edit's crop."""
     return InpaintRequest(crop.pixels, crop.mask, edit.prompt, edit.negative_prompt, edit.seed,
                           edit.steps, edit.guidance, edit.strength)  # fmt: skip
+
+
+def call_padded(
+    inpainter: Inpainter, requests: list[InpaintRequest], batch_size: int
+) -> list[np.ndarray]:
+    """One model call padded to ``batch_size`` (repeating the last request); returns one result
+    per request. A fixed batch shape makes each result depend only on its own inputs."""
+    padded = requests + [requests[-1]] * (batch_size - len(requests))
+    return list(inpainter.inpaint(padded)[: len(requests)])

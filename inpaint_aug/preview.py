@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Inpainter, InpaintRequest
+from .backend import Inpainter
 from .coco import CocoDataset, read_json
+from .engine import call_padded, request_for
 from .errors import FatalError, ItemError
 from .plan import Edit, ImageJob, PlanSettings, plan_dataset
 from .render import Crop, cut, load_image, paste, region_mask
@@ -150,13 +151,6 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
     return _spread(done, n, make)
 
 
-def _request(e: Edit, c: Crop) -> InpaintRequest:
-    """The model request of one edit's crop."""
-    return InpaintRequest(
-        c.pixels, c.mask, e.prompt, e.negative_prompt, e.seed, e.steps, e.guidance, e.strength
-    )
-
-
 def inpaint_padded(
     inpainter: Inpainter, edits: list[Edit], crops: list[Crop], batch_size: int
 ) -> list[np.ndarray]:
@@ -172,9 +166,8 @@ def inpaint_padded(
     for indexes in groups.values():
         for start in range(0, len(indexes), batch_size):
             part = indexes[start : start + batch_size]
-            batch = [_request(edits[i], crops[i]) for i in part]
-            batch += [batch[-1]] * (batch_size - len(batch))
-            for i, result in zip(part, inpainter.inpaint(batch)[: len(part)], strict=True):
+            batch = [request_for(edits[i], crops[i]) for i in part]
+            for i, result in zip(part, call_padded(inpainter, batch, batch_size), strict=True):
                 results[i] = result
     return results
 
