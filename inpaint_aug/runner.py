@@ -30,7 +30,15 @@ from .journal import STATE_DIR, Journal, check_output_folder
 from .plan import PlanSettings, Skip, check_image, kept_annotations, plan_dataset
 from .prompts import PromptBook, load_prompts
 from .render import output_format
-from .writer import IMAGES_DIR, ImageRecord, assemble, inside, output_names, safe_stem
+from .writer import (
+    IMAGES_DIR,
+    ImageRecord,
+    assemble,
+    carry_annotation,
+    inside,
+    output_names,
+    safe_stem,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -322,8 +330,6 @@ def copy_originals(
 ) -> tuple[list[ImageRecord], list[Skip]]:
     """Copy the processed source images unchanged (bytes) with their labels, for one training
     set holding originals and augmentations."""
-    from .writer import carry_annotation
-
     images = ds.images[: options.limit]
     kept, _ = kept_annotations(ds, {im["id"] for im in images})
     records, skips = [], []
