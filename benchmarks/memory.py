@@ -32,7 +32,7 @@ class InvertInpainter:
 def child(images: int, size: tuple[int, int], batch: int) -> dict:
     """Run one job in this process and return its peak RSS in MB."""
     from inpaint_aug import PlanSettings, RunOptions, run
-    from inpaint_aug.synthetic import make_shapes_dataset
+    from inpaint_aug.demo.synthetic import make_shapes_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         coco = make_shapes_dataset(Path(tmp, "data"), n_images=images, size=size, variety=False)

@@ -39,14 +39,14 @@ from pycocotools import mask as mask_utils  # noqa: E402
 
 import inpaint_aug  # noqa: E402
 from inpaint_aug import geometry as geo  # noqa: E402
-from inpaint_aug.backend import (  # noqa: E402
+from inpaint_aug.demo.synthetic import make_shapes_dataset  # noqa: E402
+from inpaint_aug.pipeline.backend import (  # noqa: E402
     DiffusersInpainter,
     InpaintRequest,
     _quiet_libraries,
     pick_device,
 )
-from inpaint_aug.plan import PlanSettings, derive_seed  # noqa: E402
-from inpaint_aug.synthetic import make_shapes_dataset  # noqa: E402
+from inpaint_aug.pipeline.plan import PlanSettings, derive_seed  # noqa: E402
 
 PROMPT, NEGATIVE = "a photo of a {name}", "blurry, low quality"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -118,7 +118,7 @@ def build_sd15_pipeline(device: str) -> Any:
     import torch
     from diffusers import StableDiffusionInpaintPipeline
 
-    from inpaint_aug.backend import _tiny_tokenizer
+    from inpaint_aug.pipeline.backend import _tiny_tokenizer
 
     tokenizer = _tiny_tokenizer()
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
-from inpaint_aug.synthetic import make_shapes_dataset  # noqa: E402
+from inpaint_aug.demo.synthetic import make_shapes_dataset  # noqa: E402
 
 PROMPTS_YAML = """\
 # Prompt book for the synthetic shapes sample: which prompt redraws each class.

@@ -13,13 +13,12 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .coco import CocoDataset, load_coco  # noqa: E402
-from .errors import FatalError, InpaintAugError, ItemError  # noqa: E402
-from .plan import Edit, ImageJob, PlanSettings, Skip, plan_dataset  # noqa: E402
-from .prompts import PromptBook, load_prompts  # noqa: E402
-from .runner import RunOptions, RunReport, load_inputs, run  # noqa: E402
+from inpaint_aug.dataset.coco import CocoDataset, load_coco  # noqa: E402
+from inpaint_aug.dataset.prompts import PromptBook, load_prompts  # noqa: E402
+from inpaint_aug.errors import FatalError, InpaintAugError, ItemError  # noqa: E402
+from inpaint_aug.pipeline.plan import Edit, ImageJob, PlanSettings, Skip, plan_dataset  # noqa: E402
+from inpaint_aug.pipeline.run import RunOptions, RunReport, load_inputs, run  # noqa: E402
+from inpaint_aug.version import __version__
 
 __all__ = [
     "CocoDataset",

@@ -24,7 +24,7 @@ SAMPLE = ROOT / "datasets" / "shapes"
 @pytest.fixture(scope="session")
 def tiny_inpainter():
     """The tiny random-weight model, built once per test session."""
-    from inpaint_aug.backend import DiffusersInpainter
+    from inpaint_aug.pipeline.backend import DiffusersInpainter
 
     return DiffusersInpainter.load("tiny-random", device="cpu")
 
@@ -40,7 +40,7 @@ def tiny_model_dir(tmp_path_factory, tiny_inpainter) -> Path:
 @pytest.fixture()
 def shapes(tmp_path) -> Path:
     """A fresh synthetic dataset (PNG) in a temporary folder; returns its annotations.json."""
-    from inpaint_aug.synthetic import make_shapes_dataset
+    from inpaint_aug.demo.synthetic import make_shapes_dataset
 
     return make_shapes_dataset(tmp_path / "data", n_images=4, size=(160, 120), seed=3)
 

@@ -23,12 +23,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from inpaint_aug.backend import DiffusersInpainter
 from inpaint_aug.cli import app
-from inpaint_aug.engine import RETRIES, retry_seed
-from inpaint_aug.plan import PlanSettings, derive_seed
-from inpaint_aug.runner import RunOptions, run
-from inpaint_aug.synthetic import make_shapes_dataset
+from inpaint_aug.demo.synthetic import make_shapes_dataset
+from inpaint_aug.pipeline.backend import DiffusersInpainter
+from inpaint_aug.pipeline.engine import RETRIES, retry_seed
+from inpaint_aug.pipeline.plan import PlanSettings, derive_seed
+from inpaint_aug.pipeline.run import RunOptions, run
 
 PLAN = PlanSettings(resolution=64, steps=1, guidance=1.0, min_size=8, min_context=32)
 PROMPTS = "default:\n  prompt: 'a {name}'\n"

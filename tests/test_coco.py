@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint_aug.coco import (
+from inpaint_aug.dataset.coco import (
     candidate_roots,
     find_image_root,
     load_coco,
@@ -16,8 +16,8 @@ from inpaint_aug.coco import (
     save_json_atomic,
 )
 from inpaint_aug.errors import DatasetError
-from inpaint_aug.plan import ImageJob
-from inpaint_aug.writer import assemble, make_record
+from inpaint_aug.pipeline.plan import ImageJob
+from inpaint_aug.pipeline.records import assemble, make_record
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "datasets" / "shapes" / "annotations.json"

@@ -16,7 +16,7 @@ from pycocotools import mask as mask_utils
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import OutputError
-from inpaint_aug.export import (
+from inpaint_aug.exporters.yolo import (
     build_class_map,
     export_yolo,
     merge_parts,

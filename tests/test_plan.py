@@ -11,9 +11,9 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.coco import load_coco
-from inpaint_aug.plan import PlanSettings, check_annotation, derive_seed, plan_dataset
-from inpaint_aug.prompts import parse_prompts
+from inpaint_aug.dataset.coco import load_coco
+from inpaint_aug.dataset.prompts import parse_prompts
+from inpaint_aug.pipeline.plan import PlanSettings, check_annotation, derive_seed, plan_dataset
 
 CATS = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 5, "name": "bird"}]
 PROMPTS = {

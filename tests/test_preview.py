@@ -12,18 +12,18 @@ import typer
 from PIL import Image, ImageFont
 from typer.testing import CliRunner
 
-from inpaint_aug.backend import DiffusersInpainter
-from inpaint_aug.cli_preview import preview_command
-from inpaint_aug.plan import PlanSettings
-from inpaint_aug.preview import (
+from inpaint_aug.cli.preview import preview_command
+from inpaint_aug.inspect.preview import (
     PreviewItem,
     contact_sheet,
     items_from_run,
     sample_items,
     write_html,
 )
-from inpaint_aug.runner import RunOptions, run
-from inpaint_aug.sheet import wrap
+from inpaint_aug.inspect.sheet import wrap
+from inpaint_aug.pipeline.backend import DiffusersInpainter
+from inpaint_aug.pipeline.plan import PlanSettings
+from inpaint_aug.pipeline.run import RunOptions, run
 
 SMALL = PlanSettings(resolution=64, steps=2, min_size=8, min_context=32)
 

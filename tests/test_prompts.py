@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from inpaint_aug.dataset.prompts import ClassPrompt, load_prompts, parse_prompts
 from inpaint_aug.errors import PromptError
-from inpaint_aug.prompts import ClassPrompt, load_prompts, parse_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,7 @@ from PIL import Image
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import ItemError
-from inpaint_aug.plan import Edit, PlanSettings
-from inpaint_aug.render import (
+from inpaint_aug.pipeline.crops import (
     cut,
     load_image,
     object_mask,
@@ -25,6 +24,7 @@ from inpaint_aug.render import (
     save_image,
     to_rgb_array,
 )
+from inpaint_aug.pipeline.plan import Edit, PlanSettings
 
 # pycocotools 2.0.x + numpy 2 warn inside mask.decode; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

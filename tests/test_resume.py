@@ -26,14 +26,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from inpaint_aug import journal as journal_mod
-from inpaint_aug import runner as runner_mod
-from inpaint_aug.backend import DiffusersInpainter
 from inpaint_aug.cli import app
+from inpaint_aug.demo.synthetic import make_shapes_dataset
 from inpaint_aug.errors import OutputError
-from inpaint_aug.plan import PlanSettings
-from inpaint_aug.runner import RunOptions, run
-from inpaint_aug.synthetic import make_shapes_dataset
+from inpaint_aug.pipeline import journal as journal_mod
+from inpaint_aug.pipeline import run as runner_mod
+from inpaint_aug.pipeline.backend import DiffusersInpainter
+from inpaint_aug.pipeline.plan import PlanSettings
+from inpaint_aug.pipeline.run import RunOptions, run
 
 PLAN = PlanSettings(seed=5, resolution=64, steps=1, guidance=1.0, min_size=8)
 BATCH = 1

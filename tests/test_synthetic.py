@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from inpaint_aug.synthetic import CATEGORIES, make_shapes_dataset
+from inpaint_aug.demo.synthetic import CATEGORIES, make_shapes_dataset
 
 SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "shapes"
 # pycocotools 2.0.x + numpy 2 warn inside mask.decode; not ours to fix.

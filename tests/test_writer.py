@@ -14,8 +14,8 @@ from pycocotools import mask as mask_utils
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import OutputError
-from inpaint_aug.plan import Edit, ImageJob
-from inpaint_aug.writer import (
+from inpaint_aug.pipeline.plan import Edit, ImageJob
+from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
     ImageRecord,
     assemble,

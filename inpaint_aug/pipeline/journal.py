@@ -17,9 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
-from .plan import Skip
-from .writer import ImageRecord
+from inpaint_aug.errors import OutputError
+from inpaint_aug.pipeline.plan import Skip
+from inpaint_aug.pipeline.records import ImageRecord
 
 STATE_DIR = ".inpaint_aug"
 

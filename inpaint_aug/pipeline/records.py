@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from . import geometry as geo
-from .coco import save_json_atomic
-from .errors import OutputError
-from .plan import Edit, ImageJob
+from inpaint_aug import geometry as geo
+from inpaint_aug.dataset.coco import save_json_atomic
+from inpaint_aug.errors import OutputError
+from inpaint_aug.pipeline.plan import Edit, ImageJob
 
 IMAGES_DIR = "images"
 

@@ -4,7 +4,7 @@ Pure drawing with Pillow and cv2 over :class:`~inpaint_aug.preview.PreviewItem` 
 item is one row of three crops (``before | region | after``) with its label, prompt and seed.
 
 Example:
-    >>> from inpaint_aug.preview import items_from_run
+    >>> from inpaint_aug.inspect.preview import items_from_run
     >>> items = items_from_run(Path("augmented"), n=6)  # doctest: +SKIP
     >>> contact_sheet(items).save("augmented/preview.png")  # doctest: +SKIP
     >>> write_html(items, Path("augmented/preview.html"))  # doctest: +SKIP
@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:  # preview imports this module; the item type is only needed for hints
-    from .preview import PreviewItem
+    from inpaint_aug.inspect.preview import PreviewItem
 
 TINT = (255, 40, 150)  # the editable region's colour in the region view
 COLUMNS = ("before", "region", "after")

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ModelError, OutOfMemory
+from inpaint_aug.errors import ModelError, OutOfMemory
 
 log = logging.getLogger(__name__)
 

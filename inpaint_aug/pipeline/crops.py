@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import geometry as geo
-from .errors import ItemError
-from .plan import Edit, PlanSettings
+from inpaint_aug import geometry as geo
+from inpaint_aug.errors import ItemError
+from inpaint_aug.pipeline.plan import Edit, PlanSettings
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetError
+from inpaint_aug.errors import DatasetError
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
 

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Inpainter, InpaintRequest
-from .coco import CocoDataset
-from .errors import ItemError, OutOfMemory, OutputError
-from .journal import Journal
-from .plan import Edit, ImageJob, PlanSettings, Skip
-from .render import Crop, cut, load_image, paste, region_mask, save_image
-from .writer import inside, make_record
+from inpaint_aug.dataset.coco import CocoDataset
+from inpaint_aug.errors import ItemError, OutOfMemory, OutputError
+from inpaint_aug.pipeline.backend import Inpainter, InpaintRequest
+from inpaint_aug.pipeline.crops import Crop, cut, load_image, paste, region_mask, save_image
+from inpaint_aug.pipeline.journal import Journal
+from inpaint_aug.pipeline.plan import Edit, ImageJob, PlanSettings, Skip
+from inpaint_aug.pipeline.records import inside, make_record
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]

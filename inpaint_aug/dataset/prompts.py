@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from .errors import PromptError
+from inpaint_aug.errors import PromptError
 
 TOP_KEYS = {"vars", "default", "classes"}
 CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip"}

@@ -4,7 +4,7 @@ Shaded circles, squares and triangles on smooth textured backgrounds, drawn in p
 each annotation describes only the *visible* pixels of its object, as real COCO data does.
 
 Example:
-    >>> from inpaint_aug.synthetic import make_shapes_dataset
+    >>> from inpaint_aug.demo.synthetic import make_shapes_dataset
     >>> make_shapes_dataset("/tmp/shapes", n_images=6).name
     'annotations.json'
 """

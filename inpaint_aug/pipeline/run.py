@@ -1,7 +1,7 @@
 """Run the stages: read → plan → cut → inpaint a batch → paste → write.
 
 Example:
-    >>> from inpaint_aug.runner import RunOptions, run
+    >>> from inpaint_aug.pipeline.run import RunOptions, run
     >>> report = run(RunOptions(coco="datasets/shapes/annotations.json",
     ...                         prompts="datasets/shapes/prompts.yaml", model="tiny-random",
     ...                         out="augmented"))  # doctest: +SKIP
@@ -21,16 +21,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .backend import DEFAULT_MODEL, Inpainter, ModelOptions
-from .coco import CocoDataset, load_coco, save_json_atomic
-from .engine import Engine, EngineSettings
-from .errors import Interrupted, OutputError
-from .journal import STATE_DIR, Journal, check_output_folder
-from .plan import PlanSettings, Skip, check_image, kept_annotations, plan_dataset
-from .prompts import PromptBook, load_prompts
-from .render import output_format
-from .writer import (
+from inpaint_aug.dataset.coco import CocoDataset, load_coco, save_json_atomic
+from inpaint_aug.dataset.prompts import PromptBook, load_prompts
+from inpaint_aug.errors import Interrupted, OutputError
+from inpaint_aug.pipeline.backend import DEFAULT_MODEL, Inpainter, ModelOptions
+from inpaint_aug.pipeline.crops import output_format
+from inpaint_aug.pipeline.engine import Engine, EngineSettings
+from inpaint_aug.pipeline.journal import STATE_DIR, Journal, check_output_folder
+from inpaint_aug.pipeline.plan import (
+    PlanSettings,
+    Skip,
+    check_image,
+    kept_annotations,
+    plan_dataset,
+)
+from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
     ImageRecord,
     assemble,
@@ -39,6 +44,7 @@ from .writer import (
     output_names,
     safe_stem,
 )
+from inpaint_aug.version import __version__
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -223,7 +229,7 @@ def _interrupt_on_signals(when: str) -> Iterator[None]:
 
 
 def _load_model(options: RunOptions, report: RunReport) -> Inpainter:
-    from .backend import DiffusersInpainter
+    from inpaint_aug.pipeline.backend import DiffusersInpainter
 
     t0 = time.perf_counter()
     inpainter = DiffusersInpainter.load(options.model_options())
@@ -295,7 +301,7 @@ def finish(out: Path, ds: CocoDataset, options: RunOptions, report: RunReport,
     report.annotations_written = len(data["annotations"])
     report.per_class = per_class(ds, edited, skips)
     if options.format != "coco":
-        from .export import export_yolo
+        from inpaint_aug.exporters.yolo import export_yolo
 
         task = "segment" if options.format == "yolo-seg" else "detect"
         report.exported = str(export_yolo(data, out, out / "yolo", task, options.split))

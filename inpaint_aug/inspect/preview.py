@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Inpainter
-from .coco import CocoDataset, read_json
-from .engine import call_padded, request_for
-from .errors import FatalError, ItemError
-from .plan import Edit, ImageJob, PlanSettings, plan_dataset
-from .render import Crop, cut, load_image, paste, region_mask
-from .runner import RunOptions, load_inputs
-from .sheet import contact_sheet, region_view, write_html  # noqa: F401 - re-exported
-from .writer import inside
+from inpaint_aug.dataset.coco import CocoDataset, read_json
+from inpaint_aug.errors import FatalError, ItemError
+from inpaint_aug.inspect.sheet import contact_sheet, region_view, write_html  # noqa: F401 - re-exported
+from inpaint_aug.pipeline.backend import Inpainter
+from inpaint_aug.pipeline.crops import Crop, cut, load_image, paste, region_mask
+from inpaint_aug.pipeline.engine import call_padded, request_for
+from inpaint_aug.pipeline.plan import Edit, ImageJob, PlanSettings, plan_dataset
+from inpaint_aug.pipeline.records import inside
+from inpaint_aug.pipeline.run import RunOptions, load_inputs
 
 MAX_SIDE = 384  # crops are kept at most this many pixels on a side (they are only looked at)
 Pick = tuple[ImageJob, Edit]
@@ -194,7 +194,7 @@ def sample_items(
 
     chosen = _spread([(j, e) for j in jobs for e in j.edits], n, make)
     if chosen and inpainter is None:
-        from .backend import DiffusersInpainter
+        from inpaint_aug.pipeline.backend import DiffusersInpainter
 
         inpainter = DiffusersInpainter.load(options.model_options())
     edits, crops = [e for (_, e), _, _ in chosen], [c for _, _, c in chosen]

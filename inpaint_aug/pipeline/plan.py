@@ -24,9 +24,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from . import geometry as geo
-from .coco import CocoDataset
-from .prompts import PromptBook
+from inpaint_aug import geometry as geo
+from inpaint_aug.dataset.coco import CocoDataset
+from inpaint_aug.dataset.prompts import PromptBook
 
 REGIONS = ("auto", "mask", "box")
 

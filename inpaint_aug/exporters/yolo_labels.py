@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from . import geometry as geo
+from inpaint_aug import geometry as geo
 
 DECIMALS = 6
 

@@ -39,10 +39,16 @@ from typing import Any
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from .coco import save_json_atomic
-from .errors import OutputError
-from .polygons import DECIMALS, Unusable, label_coords, mask_polygon, merge_parts  # noqa: F401
-from .writer import inside, safe_stem
+from inpaint_aug.dataset.coco import save_json_atomic
+from inpaint_aug.errors import OutputError
+from inpaint_aug.exporters.yolo_labels import (  # noqa: F401
+    DECIMALS,
+    Unusable,
+    label_coords,
+    mask_polygon,
+    merge_parts,
+)
+from inpaint_aug.pipeline.records import inside, safe_stem
 
 TASKS = ("detect", "segment")
 SPLITS = ("train", "val", "test")

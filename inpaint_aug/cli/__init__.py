@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .backend import DEFAULT_MODEL
-from .cli_preview import preview_command
-from .errors import FatalError, Interrupted
-from .plan import PlanSettings
-from .runner import RunOptions, RunReport, run
+from inpaint_aug.cli.preview import preview_command
+from inpaint_aug.errors import FatalError, Interrupted
+from inpaint_aug.pipeline.backend import DEFAULT_MODEL
+from inpaint_aug.pipeline.plan import PlanSettings
+from inpaint_aug.pipeline.run import RunOptions, RunReport, run
+from inpaint_aug.version import __version__
 
 app = typer.Typer(
     add_completion=False,
@@ -270,7 +270,7 @@ def validate_command(
 
     Exits 0 when a run would work (problems with single items only skip those items).
     """
-    from .validate import validate
+    from inpaint_aug.inspect.validate import validate
 
     choice(region, ("auto", "mask", "box"), "--region")
     plan = PlanSettings(region=region, min_size=min_size, max_per_image=max_per_image)

@@ -16,12 +16,12 @@ from typing import Annotated
 
 import typer
 
-from .backend import DEFAULT_MODEL
-from .errors import FatalError
-from .plan import PlanSettings
-from .preview import PreviewItem, items_from_run, sample_items
-from .runner import RunOptions
-from .sheet import contact_sheet, write_html
+from inpaint_aug.errors import FatalError
+from inpaint_aug.inspect.preview import PreviewItem, items_from_run, sample_items
+from inpaint_aug.inspect.sheet import contact_sheet, write_html
+from inpaint_aug.pipeline.backend import DEFAULT_MODEL
+from inpaint_aug.pipeline.plan import PlanSettings
+from inpaint_aug.pipeline.run import RunOptions
 
 _DEF = PlanSettings()
 _Path = Path | None

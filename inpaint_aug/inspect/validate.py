@@ -20,10 +20,10 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from .coco import CocoDataset, load_coco, read_json, structure_problems
-from .errors import DatasetError, PromptError
-from .plan import PlanSettings, Skip, plan_dataset
-from .prompts import PromptBook, load_prompts, parse_prompts
+from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
+from inpaint_aug.dataset.prompts import PromptBook, load_prompts, parse_prompts
+from inpaint_aug.errors import DatasetError, PromptError
+from inpaint_aug.pipeline.plan import PlanSettings, Skip, plan_dataset
 
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
