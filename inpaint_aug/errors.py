@@ -35,6 +35,29 @@ class OutputError(FatalError):
     """The output folder cannot be used (not empty, not writable, settings differ...)."""
 
 
+class OptionsError(FatalError):
+    """An option has a value that is not allowed; found when the options object is built.
+
+    The message names the option, the value and what is allowed. The command line maps it to a
+    usage error (exit code 2).
+
+    Example:
+        >>> str(OptionsError("--steps", 0, "an integer >= 1"))
+        '--steps 0: expected an integer >= 1'
+    """
+
+    def __init__(self, option: str, value: object = None, expected: str = "") -> None:
+        shown = value.value if hasattr(value, "value") else value
+        text = f"{option} {shown!r}" if isinstance(shown, str) else f"{option} {shown}"
+        super().__init__(f"{text}: expected {expected}" if expected else option)
+        self.option = option
+
+    @classmethod
+    def free(cls, message: str) -> OptionsError:
+        """An options error whose message is written out in full (a cross-field rule)."""
+        return cls(message)
+
+
 class OutOfMemory(InpaintAugError):
     """The accelerator ran out of memory for one batch; the caller retries with smaller ones."""
 

@@ -25,10 +25,11 @@ from typer.testing import CliRunner
 
 from inpaint_aug.cli import app
 from inpaint_aug.demo.synthetic import make_shapes_dataset
+from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.backend import DiffusersInpainter
-from inpaint_aug.pipeline.engine import RETRIES, retry_seed
-from inpaint_aug.pipeline.plan import PlanSettings, derive_seed
-from inpaint_aug.pipeline.run import RunOptions, run
+from inpaint_aug.pipeline.batch import RETRIES, retry_seed
+from inpaint_aug.pipeline.plan import derive_seed
+from inpaint_aug.pipeline.run import run
 
 PLAN = PlanSettings(resolution=64, steps=1, guidance=1.0, min_size=8, min_context=32)
 PROMPTS = "default:\n  prompt: 'a {name}'\n"

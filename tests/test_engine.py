@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from inpaint_aug.errors import OutOfMemory, OutputError
-from inpaint_aug.pipeline.plan import PlanSettings
-from inpaint_aug.pipeline.run import RunOptions, run
+from inpaint_aug.options import PlanSettings, RunOptions
+from inpaint_aug.pipeline.run import run
 
 PLAN = PlanSettings(resolution=64, min_size=8, min_context=32)
 

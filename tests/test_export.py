@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 from pathlib import Path
 
 import cv2
@@ -16,12 +19,10 @@ from pycocotools import mask as mask_utils
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import OutputError
-from inpaint_aug.exporters.yolo import (
-    build_class_map,
-    export_yolo,
-    merge_parts,
-    write_yolo,
-)
+from inpaint_aug.exporters.yolo import YoloExport, export_yolo
+from inpaint_aug.exporters.yolo_labels import merge_parts
+from inpaint_aug.exporters.yolo_layout import build_class_map
+from inpaint_aug.options import Split
 
 # COCO ids on purpose non-contiguous, not sorted, with 0 and an unused category (3).
 CATEGORIES = [
@@ -211,8 +212,10 @@ def test_class_map_is_contiguous_in_category_order():
 def test_detect_rows_parse_back_to_the_clipped_coco_boxes(dataset, tmp_path):
     coco, image_dir = dataset
     out = tmp_path / "yolo"
-    data_yaml = export_yolo(coco, image_dir, out, task="detect")
-    assert data_yaml == out.resolve() / "data.yaml"
+    result = export_yolo(coco, image_dir, out, task="detect")
+    assert isinstance(result, YoloExport)
+    assert result.data_yaml == out.resolve() / "data.yaml"
+    assert (result.task, result.split) == ("detect", "train")
     anns = {a["id"]: a for a in coco["annotations"]}
     to_coco = _class_to_coco(out)
     for image_id, entry in _files_by_image(out).items():
@@ -280,7 +283,7 @@ def test_box_only_object_is_its_clipped_box_corners(dataset, tmp_path):
 def test_data_yaml_and_class_map(dataset, tmp_path):
     coco, image_dir = dataset
     out = tmp_path / "yolo"
-    data_yaml = export_yolo(coco, image_dir, out, task="detect", split="train")
+    data_yaml = export_yolo(coco, image_dir, out, task="detect", split="train").data_yaml
     text = data_yaml.read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     assert data["names"] == {0: "square", 1: "circle", 2: "unused", 3: "blob"}
@@ -334,7 +337,7 @@ def test_images_are_copied_with_unique_stems_and_labels_beside(dataset, tmp_path
 
 def test_skipped_items_are_counted(dataset, tmp_path):
     coco, image_dir = dataset
-    result = write_yolo(coco, image_dir, tmp_path / "yolo", task="segment")
+    result = export_yolo(coco, image_dir, tmp_path / "yolo", task="segment")
     assert result.skipped == {"crowd": 1, "unknown-category": 1, "unknown-image": 1}
     assert (result.images, result.objects, result.copied) == (3, 6, 3)
     manifest = json.loads((tmp_path / "yolo" / "manifest_train.json").read_text())
@@ -345,23 +348,31 @@ def test_skipped_items_are_counted(dataset, tmp_path):
 @pytest.mark.parametrize(
     ("task", "split", "message"),
     [
-        ("classify", "train", "task must be one of"),
-        ("detect", "../up", "split must be one of"),
-        ("detect", "", "split must be one of"),
+        ("classify", "train", "task must be one of detect, segment; got 'classify'"),
+        ("detect", "../up", "split must be one of train, val, test; got '../up'"),
+        ("detect", "", "split must be one of train, val, test; got ''"),
     ],
 )
 def test_bad_task_or_split_is_a_value_error(dataset, tmp_path, task, split, message):
     coco, image_dir = dataset
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         export_yolo(coco, image_dir, tmp_path / "yolo", task=task, split=split)
     assert not (tmp_path / "yolo").exists()
+
+
+def test_split_enum_is_accepted_and_written_as_plain_text(dataset, tmp_path):
+    coco, image_dir = dataset
+    result = export_yolo(coco, image_dir, tmp_path / "yolo", split=Split.val)
+    assert result.split == "val" and type(result.split) is str
+    assert (tmp_path / "yolo" / "labels" / "val" / "neg.txt").is_file()
+    assert json.loads((tmp_path / "yolo" / "manifest_val.json").read_text())["split"] == "val"
 
 
 def test_splits_share_one_folder_and_one_class_map(dataset, tmp_path):
     coco, image_dir = dataset
     out = tmp_path / "yolo"
     export_yolo(coco, image_dir, out, split="train")
-    data_yaml = export_yolo(coco, image_dir, out, split="val")
+    data_yaml = export_yolo(coco, image_dir, out, split="val").data_yaml
     data = yaml.safe_load(data_yaml.read_text())
     assert (data["train"], data["val"]) == ("images/train", "images/val")
     assert "test" not in data and "not exported yet" not in data_yaml.read_text()
@@ -381,7 +392,7 @@ def test_splits_share_one_folder_and_one_class_map(dataset, tmp_path):
 def test_labels_only_without_copying_images(dataset, tmp_path):
     coco, image_dir = dataset
     out = tmp_path / "yolo"
-    result = write_yolo(coco, image_dir, out, copy_images=False)
+    result = export_yolo(coco, image_dir, out, copy_images=False)
     assert result.copied == 0
     assert list((out / "images" / "train").iterdir()) == []
     assert len(list((out / "labels" / "train").iterdir())) == 3
@@ -391,7 +402,7 @@ def test_missing_and_mismatched_images_are_skipped(dataset, tmp_path):
     coco, image_dir = dataset
     (image_dir / "neg.jpg").unlink()
     coco["images"][1]["width"] = 91
-    result = write_yolo(coco, image_dir, tmp_path / "yolo")
+    result = export_yolo(coco, image_dir, tmp_path / "yolo")
     assert result.skipped["image-missing"] == 1 and result.skipped["size-mismatch"] == 1
     assert [p.name for p in (tmp_path / "yolo" / "labels" / "train").iterdir()] == ["pic.txt"]
 
@@ -414,6 +425,115 @@ def test_nothing_is_written_outside_the_output_folder(tmp_path):
     assert _read_rows(out / "labels" / "train" / "evil.txt") == [
         ["0", "0.150000", "0.300000", "0.200000", "0.400000"]
     ]
+
+
+def _box_coco(root: Path, names: list[str]) -> dict:
+    """A COCO dict of one 40x30 JPEG per name (distinct pixels), one box each at a distinct x."""
+    images, annotations = [], []
+    for i, name in enumerate(names, start=1):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (20 * i, 0, 0)).save(path)
+        images.append({"id": i, "file_name": name, "width": 40, "height": 30})
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "bbox": [4 * i, 2, 4, 6]})
+    return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}
+
+
+def test_equal_names_in_different_folders_get_their_own_image_and_label(tmp_path):
+    src = tmp_path / "src"
+    coco = _box_coco(src, ["a/x.jpg", "b/x.jpg"])
+    out = tmp_path / "yolo"
+    export_yolo(coco, src, out)
+    assert sorted(p.name for p in (out / "images" / "train").iterdir()) == ["x.jpg", "x_id2.jpg"]
+    assert sorted(p.name for p in (out / "labels" / "train").iterdir()) == ["x.txt", "x_id2.txt"]
+    entries = _files_by_image(out)
+    assert (entries[1]["image"], entries[1]["label"]) == (
+        "images/train/x.jpg",
+        "labels/train/x.txt",
+    )
+    assert entries[2]["label"] == "labels/train/x_id2.txt"
+    for image_id, name in ((1, "a/x.jpg"), (2, "b/x.jpg")):
+        entry = entries[image_id]
+        assert Path(entry["image"]).stem == Path(entry["label"]).stem
+        assert (out / entry["image"]).read_bytes() == (src / name).read_bytes()
+        x_center = (4 * image_id + 2) / 40  # this image's own box, nobody else's
+        assert _read_rows(out / entry["label"]) == [
+            ["0", f"{x_center:.6f}", "0.166667", "0.100000", "0.200000"]
+        ]
+
+
+def test_a_taken_id_name_gets_a_count(tmp_path):
+    """``x_id2`` is a source name already: the second ``x`` with id 2 becomes ``x_id2_2``."""
+    coco = _box_coco(tmp_path, ["x_id2.JPG", "x.jpg", "b/x.jpg"])
+    for image, ann, image_id in zip(coco["images"], coco["annotations"], (5, 6, 2), strict=True):
+        image["id"] = ann["image_id"] = image_id
+    export_yolo(coco, tmp_path, tmp_path / "yolo", copy_images=False)
+    labels = {e["source"]: e["label"] for e in _files_by_image(tmp_path / "yolo").values()}
+    assert labels == {
+        "x_id2.JPG": "labels/train/x_id2.txt",
+        "x.jpg": "labels/train/x.txt",
+        "b/x.jpg": "labels/train/x_id2_2.txt",
+    }
+    images = {e["source"]: e["image"] for e in _files_by_image(tmp_path / "yolo").values()}
+    assert images["x_id2.JPG"] == "images/train/x_id2.jpg"  # the suffix is lowercased
+
+
+def _no_nan(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_written_json_is_strict_even_for_non_finite_source_values(tmp_path):
+    """The class map and manifests carry no extra keys; ids are carried, and may be NaN."""
+    coco = _box_coco(tmp_path, ["x.jpg"])
+    coco["images"].append({"id": float("nan"), "file_name": "gone.jpg", "width": 4, "height": 4})
+    coco["annotations"][0]["id"] = float("inf")
+    coco["annotations"][0]["iscrowd"] = 1  # skipped, so its id is written to the manifest
+    out = tmp_path / "yolo"
+    result = export_yolo(coco, tmp_path, out)
+    assert result.skipped == {"crowd": 1, "image-missing": 1}
+    written = sorted(out.glob("*.json"))
+    assert [p.name for p in written] == ["class_map.json", "manifest_train.json"]
+    manifest = _no_nan((out / "manifest_train.json").read_text(encoding="utf-8"))
+    assert {"reason": "crowd", "annotation_id": None, "image_id": 1} in manifest["skipped"]
+    assert _no_nan((out / "class_map.json").read_text(encoding="utf-8"))
+
+
+def _temporary_files(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("failing", [".txt", ".jpg"])
+def test_a_full_disk_is_an_output_error_naming_the_file(tmp_path, monkeypatch, failing):
+    coco = _box_coco(tmp_path / "src", ["x.jpg"])
+    out = tmp_path / "yolo"
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if str(dst).endswith(failing):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OutputError) as caught:
+        export_yolo(coco, tmp_path / "src", out)
+    folder = "labels" if failing == ".txt" else "images"
+    target = out.resolve() / folder / "train" / f"x{failing}"
+    assert str(target) in str(caught.value) and "No space left on device" in str(caught.value)
+    assert not target.exists() and _temporary_files(out) == []
+
+
+def test_a_labels_folder_that_is_a_file_is_an_output_error(tmp_path):
+    coco = _box_coco(tmp_path / "src", ["x.jpg"])
+    out = tmp_path / "yolo"
+    (out / "labels").mkdir(parents=True)
+    (out / "labels" / "train").write_text("in the way", encoding="utf-8")
+    with pytest.raises(OutputError, match=re.escape(str(out / "labels" / "train"))):
+        export_yolo(coco, tmp_path / "src", out)
+    assert _temporary_files(out) == []
+    assert not (out / "data.yaml").exists()
 
 
 def _union_of(parts: list[np.ndarray], size: int) -> np.ndarray:
@@ -460,7 +580,7 @@ def test_parts_of_opposite_orientation_or_outside_the_image(tmp_path):
         ],
         "categories": [{"id": 1, "name": "x"}],
     }
-    result = write_yolo(coco, tmp_path, tmp_path / "out", task="segment")
+    result = export_yolo(coco, tmp_path, tmp_path / "out", task="segment")
     assert result.skipped == {"empty-mask": 1} and result.objects == 1
     row = _read_rows(tmp_path / "out" / "labels" / "train" / "im.txt")[0]
     points = np.array([float(v) for v in row[1:]]).reshape(-1, 2) * np.array([100, 50])

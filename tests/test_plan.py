@@ -13,7 +13,8 @@ from pycocotools import mask as mask_utils
 from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.coco import load_coco
 from inpaint_aug.dataset.prompts import parse_prompts
-from inpaint_aug.pipeline.plan import PlanSettings, check_annotation, derive_seed, plan_dataset
+from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.plan import check_annotation, derive_seed, plan_dataset
 
 CATS = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 5, "name": "bird"}]
 PROMPTS = {

@@ -13,17 +13,11 @@ from PIL import Image, ImageFont
 from typer.testing import CliRunner
 
 from inpaint_aug.cli.preview import preview_command
-from inpaint_aug.inspect.preview import (
-    PreviewItem,
-    contact_sheet,
-    items_from_run,
-    sample_items,
-    write_html,
-)
-from inpaint_aug.inspect.sheet import wrap
+from inpaint_aug.inspect.preview import items_from_run, sample_items
+from inpaint_aug.inspect.sheet import PreviewItem, contact_sheet, wrap, write_html
+from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.backend import DiffusersInpainter
-from inpaint_aug.pipeline.plan import PlanSettings
-from inpaint_aug.pipeline.run import RunOptions, run
+from inpaint_aug.pipeline.run import run
 
 SMALL = PlanSettings(resolution=64, steps=2, min_size=8, min_context=32)
 

@@ -29,11 +29,10 @@ from typer.testing import CliRunner
 from inpaint_aug.cli import app
 from inpaint_aug.demo.synthetic import make_shapes_dataset
 from inpaint_aug.errors import OutputError
+from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline import journal as journal_mod
-from inpaint_aug.pipeline import run as runner_mod
 from inpaint_aug.pipeline.backend import DiffusersInpainter
-from inpaint_aug.pipeline.plan import PlanSettings
-from inpaint_aug.pipeline.run import RunOptions, run
+from inpaint_aug.pipeline.run import run
 
 PLAN = PlanSettings(seed=5, resolution=64, steps=1, guidance=1.0, min_size=8)
 BATCH = 1
@@ -466,21 +465,19 @@ def test_signal_stops_after_the_batch_and_resumes(data, reference, stopped, tmp_
 
 def test_disk_full_stops_cleanly_then_resumes(data, reference, tmp_path, model, monkeypatch):
     out = tmp_path / "out"
-    real_save = Image.Image.save
+    real_replace = os.replace
     saved = []
 
-    def save(self, fp, *args, **kwargs):
-        if saved:  # the disk fills up after the first image
-            if hasattr(fp, "write"):  # a few bytes made it
-                fp.write(b"\x89PNG\r\n\x1a\n")
-            else:
-                Path(fp).write_bytes(b"\x89PNG\r\n\x1a\n")
-            raise OSError(errno.ENOSPC, "No space left on device")
-        saved.append(fp)
-        return real_save(self, fp, *args, **kwargs)
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).parent.name == "images":
+            if saved:  # the disk fills up after the first image; a few bytes made it
+                Path(src).write_bytes(b"\x89PNG\r\n\x1a\n")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            saved.append(dst)
+        return real_replace(src, dst, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Image.Image, "save", save)
+        patch.setattr(os, "replace", replace)
         line = one_error_line(*cli(data, out))
     assert "cannot write" in line and "No space left on device" in line
     assert_consistent(out)
@@ -514,10 +511,14 @@ def test_disk_full_on_annotations_json_is_one_line(
     out = copy_of(reference, tmp_path / "out")
     (out / "annotations.json").unlink()
 
-    def full(*_a, **_k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_replace = os.replace
 
-    monkeypatch.setattr(runner_mod, "save_json_atomic", full)
+    def full(src, dst, *args, **kwargs):
+        if Path(dst).name == "annotations.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
     result = invoke(data, out, "--resume")
     assert not isinstance(result.exception, OSError), f"raw {result.exception!r} escaped"
     line = one_error_line(result.exit_code, result.stdout, result.stderr)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.cli import app
-from inpaint_aug.pipeline.plan import PlanSettings
-from inpaint_aug.pipeline.run import RunOptions, run
+from inpaint_aug.options import PlanSettings, RunOptions
+from inpaint_aug.pipeline.run import run
 
 SMALL = PlanSettings(resolution=64, steps=2, min_size=8, min_context=32)
 

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from inpaint_aug.cli import app
 from inpaint_aug.demo.synthetic import make_shapes_dataset
 from inpaint_aug.inspect.validate import validate
+from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.backend import DiffusersInpainter
-from inpaint_aug.pipeline.plan import PlanSettings
-from inpaint_aug.pipeline.run import RunOptions, run
+from inpaint_aug.pipeline.run import run
 
 SETTINGS = PlanSettings(min_size=20)
 PROMPTS = "default:\n  prompt: 'a {name}'\n"

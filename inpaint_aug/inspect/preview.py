@@ -3,8 +3,9 @@
 From a finished run (its provenance says which edits were made; the plan is rebuilt from
 ``run.json`` to recover each edit's window and region), or from a quick in-memory sample before
 a full run. This module picks the edits and cuts their crops into :class:`PreviewItem`;
-:mod:`.sheet` draws them (``contact_sheet`` and ``write_html`` are re-exported here) and
-:mod:`.cli_preview` is the ``inpaint-aug preview`` command.
+:mod:`.sheet` draws them and :mod:`inpaint_aug.cli.preview` is the ``inpaint-aug preview``
+command. Sampled edits go through the run's own batch function
+(:class:`~inpaint_aug.pipeline.batch.ModelCaller`: padding, out-of-memory halving, retries).
 
 Example:
     >>> items = items_from_run(Path("augmented"), n=6)  # doctest: +SKIP
@@ -13,47 +14,26 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from inpaint_aug.dataset.coco import CocoDataset, read_json
+from inpaint_aug.dataset.images import load_image
 from inpaint_aug.errors import FatalError, ItemError
-from inpaint_aug.inspect.sheet import contact_sheet, region_view, write_html  # noqa: F401 - re-exported
+from inpaint_aug.files import inside
+from inpaint_aug.inspect.sheet import PreviewItem, region_view
+from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
-from inpaint_aug.pipeline.crops import Crop, cut, load_image, paste, region_mask
-from inpaint_aug.pipeline.engine import call_padded, request_for
-from inpaint_aug.pipeline.plan import Edit, ImageJob, PlanSettings, plan_dataset
-from inpaint_aug.pipeline.records import inside
-from inpaint_aug.pipeline.run import RunOptions, load_inputs
+from inpaint_aug.pipeline.batch import ModelCaller, redraw_grouped
+from inpaint_aug.pipeline.crops import cut, paste, region_mask
+from inpaint_aug.pipeline.plan import Edit, ImageJob, plan_dataset
+from inpaint_aug.pipeline.run import load_inputs
 
 MAX_SIDE = 384  # crops are kept at most this many pixels on a side (they are only looked at)
 Pick = tuple[ImageJob, Edit]
-
-
-@dataclass(frozen=True)
-class PreviewItem:
-    """One edit, ready to look at: square ``(S, S, 3)`` uint8 crops of its window.
-
-    ``region`` is ``before`` dimmed with the editable region tinted and outlined; ``mask`` is
-    that region as ``(S, S)`` bool.
-
-    Example:
-        >>> item.label  # doctest: +SKIP
-        'circle · image 3 · ann 12'
-    """
-
-    before: np.ndarray
-    region: np.ndarray
-    after: np.ndarray
-    prompt: str
-    seed: int
-    label: str
-    mask: np.ndarray
 
 
 def _spread(picks: Sequence[Pick], n: int, make: Callable[[ImageJob, Edit], Any]) -> list[Any]:
@@ -88,14 +68,14 @@ def _item(
 ) -> PreviewItem:
     """Cut the before/after crops of one edit at display size and build its item."""
     (job, edit), (before, after) = pick, pixels
-    region = region_mask(edit, job.annotations, (before.shape[1], before.shape[0]), plan)
-    view = replace(plan, resolution=min(edit.window.side, MAX_SIDE))
-    crop = cut(before, edit, region, view)
+    region = region_mask(edit, job.annotations, (before.shape[1], before.shape[0]), plan.dilate)
+    side = min(edit.window.side, MAX_SIDE)
+    crop = cut(before, edit.window, region, side, plan.feather)
     mask = crop.mask > 0
     name = ds.categories_by_id[edit.category_id].get("name")
     label = f"{name} · image {job.image['id']} · ann {edit.annotation_id}"
     label += f" · copy {job.copy}" if job.copy else ""
-    after_crop = cut(after, edit, region, view).pixels
+    after_crop = cut(after, edit.window, region, side, plan.feather).pixels
     view_px = region_view(crop.pixels, mask)
     return PreviewItem(crop.pixels, view_px, after_crop, prompt, seed, label, mask)
 
@@ -126,11 +106,10 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
     settings = read_json(out_dir / "run.json").get("settings")
     if not isinstance(settings, dict) or "plan" not in settings:
         raise FatalError(f"{out_dir / 'run.json'}: no settings; not an inpaint-aug run.json")
-    known = {f.name for f in dataclasses.fields(PlanSettings)}
-    plan = PlanSettings(**{k: v for k, v in settings["plan"].items() if k in known})
-    options = RunOptions(settings["coco"], settings["prompts"], images=settings.get("images"))
+    options = RunOptions.from_dict(settings)
+    plan = options.plan
     ds, book = load_inputs(options)
-    jobs, _ = plan_dataset(ds, book, plan, settings.get("limit"))
+    jobs, _ = plan_dataset(ds, book, plan, options.limit)
     made = {}  # (source image id, copy, source annotation id) -> (output file, provenance)
     for image in read_json(out_dir / "annotations.json").get("images", []):
         prov = image.get("inpaint_aug") or {}
@@ -151,27 +130,6 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
     return _spread(done, n, make)
 
 
-def inpaint_padded(
-    inpainter: Inpainter, edits: list[Edit], crops: list[Crop], batch_size: int
-) -> list[np.ndarray]:
-    """Redraw crops in batches of ``batch_size`` edits sharing settings, padded like the runner.
-
-    Example:
-        >>> results = inpaint_padded(model, [edit], [crop], batch_size=4)  # doctest: +SKIP
-    """
-    results: list[Any] = [None] * len(edits)
-    groups: dict[tuple, list[int]] = {}
-    for i, e in enumerate(edits):
-        groups.setdefault(e.settings_key, []).append(i)
-    for indexes in groups.values():
-        for start in range(0, len(indexes), batch_size):
-            part = indexes[start : start + batch_size]
-            batch = [request_for(edits[i], crops[i]) for i in part]
-            for i, result in zip(part, call_padded(inpainter, batch, batch_size), strict=True):
-                results[i] = result
-    return results
-
-
 def sample_items(
     options: RunOptions, n: int = 8, inpainter: Inpainter | None = None
 ) -> list[PreviewItem]:
@@ -189,19 +147,24 @@ def sample_items(
 
     def make(job: ImageJob, edit: Edit) -> tuple[Pick, np.ndarray, Any]:
         pixels = read(job.image)
-        region = region_mask(edit, job.annotations, (pixels.shape[1], pixels.shape[0]), plan)
-        return (job, edit), pixels, cut(pixels, edit, region, plan)
+        region = region_mask(edit, job.annotations, (pixels.shape[1], pixels.shape[0]), plan.dilate)
+        return (job, edit), pixels, cut(pixels, edit.window, region, plan.resolution, plan.feather)
 
     chosen = _spread([(j, e) for j in jobs for e in j.edits], n, make)
-    if chosen and inpainter is None:
+    if not chosen:
+        return []
+    if inpainter is None:
         from inpaint_aug.pipeline.backend import DiffusersInpainter
 
         inpainter = DiffusersInpainter.load(options.model_options())
-    edits, crops = [e for (_, e), _, _ in chosen], [c for _, _, c in chosen]
-    results = inpaint_padded(inpainter, edits, crops, options.batch_size) if chosen else []
+    caller = ModelCaller(inpainter, options.batch_size)
+    outcomes = redraw_grouped(caller, [e for (_, e), _, _ in chosen], [c for _, _, c in chosen])
     items = []
-    for ((job, edit), pixels, crop), result in zip(chosen, results, strict=True):
+    for ((job, _), pixels, crop), done in zip(chosen, outcomes, strict=True):
+        if done.result is None:
+            continue  # invalid after retries, as a run would skip it
         after = pixels.copy()
-        paste(after, edit.window, crop.alpha, result)
-        items.append(_item(ds, (job, edit), plan, (pixels, after), edit.prompt, edit.seed))
+        paste(after, done.edit.window, crop.alpha, done.result)
+        pick = (job, done.edit)
+        items.append(_item(ds, pick, plan, (pixels, after), done.edit.prompt, done.edit.seed))
     return items

@@ -1,6 +1,6 @@
 """Draw preview items: a contact sheet PNG or a static HTML page, and the tinted region view.
 
-Pure drawing with Pillow and cv2 over :class:`~inpaint_aug.preview.PreviewItem` values; each
+Pure drawing with Pillow and cv2 over :class:`PreviewItem` values; each
 item is one row of three crops (``before | region | after``) with its label, prompt and seed.
 
 Example:
@@ -17,19 +17,40 @@ import html as htmllib
 import io
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-if TYPE_CHECKING:  # preview imports this module; the item type is only needed for hints
-    from inpaint_aug.inspect.preview import PreviewItem
+from inpaint_aug.files import write_text
 
 TINT = (255, 40, 150)  # the editable region's colour in the region view
 COLUMNS = ("before", "region", "after")
 DARK, GREY, RULE = (20, 20, 20), (90, 90, 90), (205, 205, 205)
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One edit, ready to look at: square ``(S, S, 3)`` uint8 crops of its window.
+
+    ``region`` is ``before`` dimmed with the editable region tinted and outlined; ``mask`` is
+    that region as ``(S, S)`` bool.
+
+    Example:
+        >>> item.label  # doctest: +SKIP
+        'circle · image 3 · ann 12'
+    """
+
+    before: np.ndarray
+    region: np.ndarray
+    after: np.ndarray
+    prompt: str
+    seed: int
+    label: str
+    mask: np.ndarray
 
 
 def region_view(before: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -154,4 +175,4 @@ def write_html(items: Sequence[PreviewItem], path: Path) -> None:
     page = (
         f"<!doctype html>\n<html><head>{head}</head><body><table>\n{body}\n</table></body></html>"
     )
-    Path(path).write_text(page + "\n", encoding="utf-8")
+    write_text(Path(path), page + "\n")

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from PIL import Image, UnidentifiedImageError
 
 from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
 from inpaint_aug.dataset.prompts import PromptBook, load_prompts, parse_prompts
-from inpaint_aug.errors import DatasetError, PromptError
-from inpaint_aug.pipeline.plan import PlanSettings, Skip, plan_dataset
+from inpaint_aug.errors import DatasetError, OptionsError, PromptError
+from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.plan import Skip, check_schedules, plan_dataset
 
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -58,10 +60,20 @@ class ValidationReport:
 
 def validate(
     coco: Path | str, prompts: Path | str | None = None, images: Path | str | None = None,
-    settings: PlanSettings | None = None, limit: int | None = None,
+    settings: PlanSettings | Mapping[str, Any] | None = None, limit: int | None = None,
 ) -> ValidationReport:  # fmt: skip
-    """Check everything a run would check, and the image files, without a model."""
+    """Check everything a run would check, and the image files, without a model.
+
+    Args:
+        coco: the COCO JSON.
+        prompts: the prompts YAML; without it every class is taken as redrawn.
+        images: the image folder (found automatically when ``None``).
+        settings: the plan settings, or their raw values (then a bad value is reported as an
+            error finding, with the rest, instead of raised).
+        limit: only the first ``limit`` images.
+    """
     report = ValidationReport()
+    plan = _settings(settings, report)
     path = Path(coco)
     try:
         raw = read_json(path)
@@ -79,13 +91,38 @@ def validate(
     book = _book(ds, prompts, report)
     if ds is None or book is None:
         return report
-    jobs, skips = plan_dataset(ds, book, settings or PlanSettings(), limit)
+    try:
+        check_schedules(book, plan)
+    except PromptError as err:
+        report.add("error", book.path, str(err).removeprefix(f"{book.path}: "))
+    jobs, skips = plan_dataset(ds, book, plan, limit)
     _summarise(ds, jobs, skips, report)
     _check_files(ds, ds.images[:limit], report)
     if not jobs:
         report.add("error", path, "nothing would be redrawn: no object is eligible (see the "
                    "reasons per class below; check the prompts file and --min-size)")  # fmt: skip
     return report
+
+
+def _settings(settings: Any, report: ValidationReport) -> PlanSettings:
+    """Build the plan settings from raw values; a bad value becomes an error finding."""
+    if settings is None or isinstance(settings, PlanSettings):
+        return settings or PlanSettings()
+    try:
+        return PlanSettings(**settings)
+    except OptionsError as err:
+        report.add("error", "options", str(err))
+        good = {}
+        for key, value in settings.items():
+            try:
+                PlanSettings(**{key: value})
+                good[key] = value
+            except (OptionsError, TypeError):
+                continue
+        try:
+            return PlanSettings(**good)
+        except OptionsError:  # each value passes alone, not together (steps x strength)
+            return PlanSettings()
 
 
 def _dataset(path: Path, images: Any, report: ValidationReport) -> CocoDataset | None:

@@ -10,10 +10,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,35 +21,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from inpaint_aug.errors import ModelError, OutOfMemory
+from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, Device, Dtype, ModelOptions
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
-DTYPES = ("auto", "fp16", "bf16", "fp32")
-TINY_MODEL = "tiny-random"
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """How the model is loaded and run (speed and memory only; never quality).
-
-    Attributes:
-        model: hub id, local diffusers folder, ``.safetensors`` file, or ``tiny-random``.
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        dtype: ``auto`` (fp16 on CUDA/MPS, fp32 on CPU), ``fp16``, ``bf16`` or ``fp32``.
-        compile: ``torch.compile`` the UNet (batches are padded to one shape: one compile).
-        cpu_offload: move sub-models to the GPU only while they run (small GPUs; slower).
-        vae_slicing: decode a batch one image at a time (less memory for large batches).
-        lcm_lora: an LCM-LoRA (hub id or folder) for the few-step preset (LCM scheduler).
-    """
-
-    model: str = DEFAULT_MODEL
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    cpu_offload: bool = False
-    vae_slicing: bool = False
-    lcm_lora: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,20 +51,19 @@ class Inpainter(Protocol):
         ...
 
 
-def pick_device(choice: str = "auto") -> str:
+def pick_device(choice: Device | str = Device.auto) -> str:
     """Resolve ``auto`` to ``cuda``, then ``mps``, then ``cpu``; check an explicit choice."""
     import torch
 
-    if choice == "auto":
+    choice = Device.parse("--device", choice)
+    if choice is Device.auto:
         if torch.cuda.is_available():
             return "cuda"
         mps = getattr(torch.backends, "mps", None)
         return "mps" if mps is not None and mps.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
+    if choice is Device.cuda and not torch.cuda.is_available():
         raise ModelError("--device cuda: no CUDA GPU is visible to torch (try --device auto)")
-    if choice not in ("cpu", "cuda", "mps"):
-        raise ModelError(f"--device {choice!r}: expected auto, cpu, cuda or mps")
-    return choice
+    return choice.value
 
 
 class DiffusersInpainter:
@@ -129,6 +100,8 @@ class DiffusersInpainter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter; failures raise ModelError
             if opts.model == TINY_MODEL:
+                from inpaint_aug.pipeline.tiny import build_tiny_pipeline
+
                 pipe = build_tiny_pipeline().to(dtype=dtype)
             else:
                 pipe = _load_pipeline(opts.model, dtype)
@@ -203,15 +176,15 @@ class DiffusersInpainter:
         return self._cache[key]
 
 
-def _torch_dtype(choice: str, device: str) -> Any:
+def _torch_dtype(choice: Dtype, device: str) -> Any:
     """The torch dtype for ``--dtype`` (``auto``: fp16 on CUDA and MPS, fp32 on CPU)."""
     import torch
 
-    if choice == "auto":
-        choice = "fp16" if device in ("cuda", "mps") else "fp32"
-    if choice not in DTYPES:
-        raise ModelError(f"--dtype {choice!r}: expected one of {', '.join(DTYPES)}")
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[choice]
+    if choice is Dtype.auto:
+        choice = Dtype.fp16 if device in ("cuda", "mps") else Dtype.fp32
+    return {Dtype.fp16: torch.float16, Dtype.bf16: torch.bfloat16, Dtype.fp32: torch.float32}[
+        choice
+    ]
 
 
 def _prepare(pipe: Any, opts: ModelOptions, device: str) -> Any:
@@ -287,80 +260,3 @@ def _load_pipeline(model: str, dtype: Any) -> Any:
         ) from None
     except (ValueError, TypeError, KeyError, RuntimeError) as err:
         raise ModelError(f"cannot load model {model!r}: {err}".splitlines()[0]) from None
-
-
-def build_tiny_pipeline(seed: int = 0) -> Any:
-    """A tiny random-weight SD inpainting pipeline, built in memory with no network.
-
-    Its output is noise: it exists to test the plumbing (and the real loading path, once saved
-    with ``save_pretrained``). Components follow the diffusers unit tests' configs.
-    """
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionInpaintPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    tokenizer = _tiny_tokenizer()
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=9,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        sample_size=128,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=5,
-            vocab_size=1000,
-        )
-    )
-    return StableDiffusionInpaintPipeline(
-        vae=vae,
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=PNDMScheduler(skip_prk_steps=True),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
-def _tiny_tokenizer() -> Any:
-    """A character-level CLIP tokenizer (no merges) loaded from files in a temporary folder.
-
-    Printable ASCII characters are in the vocabulary; anything else maps to the unknown token.
-    """
-    from transformers import CLIPTokenizer
-
-    chars = [chr(c) for c in range(33, 127)]
-    tokens = ["<|startoftext|>", "<|endoftext|>"] + chars + [c + "</w>" for c in chars]
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-        Path(tmp, "merges.txt").write_text("#version: 0.2\n")
-        Path(tmp, "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))
-        return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)

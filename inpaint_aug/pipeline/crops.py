@@ -1,4 +1,4 @@
-"""Pixels: read images upright in RGB, cut model-sized crops, paste results back, write files.
+"""Crops: cut an edit's model-sized crop and region, and paste the model's result back.
 
 Compositing goes through a feathered region mask whose weights are exactly 0 outside the
 (dilated) object region, so every pixel outside it keeps its source value bit for bit.
@@ -15,18 +15,15 @@ Example:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import ItemError
-from inpaint_aug.pipeline.plan import Edit, PlanSettings
+from inpaint_aug.pipeline.plan import Edit
 
 
 @dataclass(frozen=True)
@@ -44,46 +41,6 @@ class Crop:
     alpha: np.ndarray
 
 
-def to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Convert any PIL image (palette, gray, RGBA, CMYK, 16-bit) to an ``(H, W, 3)`` uint8 array."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        gray = np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if img.mode == "F":
-        gray = np.clip(np.round(np.asarray(img)), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if img.mode in ("P", "PA") and "transparency" in img.info:
-        img = img.convert("RGBA")
-    return np.array(img.convert("RGB"), dtype=np.uint8)
-
-
-def load_image(path: Path, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """Read an image upright (EXIF orientation applied) as RGB uint8.
-
-    Raises:
-        ItemError: ``image-missing``, ``image-unreadable`` or ``size-mismatch`` (the upright
-            size differs from the JSON's ``width``/``height``).
-    """
-    if not path.is_file():
-        raise ItemError("image-missing", f"{path} does not exist")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            arr = to_rgb_array(ImageOps.exif_transpose(img))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise ItemError("image-unreadable", f"{path}: {err}") from None
-    except Image.DecompressionBombError as err:
-        raise ItemError("image-too-large", f"{path}: {err}") from None
-    if (width, height) != (None, None) and arr.shape[:2] != (height, width):
-        raise ItemError(
-            "size-mismatch",
-            f"{path} is {arr.shape[1]}x{arr.shape[0]} (upright), the JSON says {width}x{height}",
-        )
-    return arr
-
-
 def object_mask(ann: dict[str, Any], region: str, size: tuple[int, int], window: geo.Window):
     """An annotation's pixels in window coordinates: its mask, or its box for ``region='box'``."""
     width, height = size
@@ -94,7 +51,7 @@ def object_mask(ann: dict[str, Any], region: str, size: tuple[int, int], window:
 
 
 def region_mask(
-    edit: Edit, anns: tuple[dict[str, Any], ...], size: tuple[int, int], settings: PlanSettings
+    edit: Edit, anns: tuple[dict[str, Any], ...], size: tuple[int, int], dilate: int
 ) -> np.ndarray:
     """The pixels an edit may change: its dilated region minus every other object it meets.
 
@@ -104,9 +61,7 @@ def region_mask(
     Raises:
         ItemError: ``occluded`` when nothing is left to repaint.
     """
-    region = geo.dilate(
-        object_mask(anns[edit.ann_index], edit.region, size, edit.window), settings.dilate
-    )
+    region = geo.dilate(object_mask(anns[edit.ann_index], edit.region, size, edit.window), dilate)
     for i in edit.protect:
         region &= ~object_mask(anns[i], "auto", size, edit.window)
     region &= _inside_image(edit.window, size)
@@ -120,10 +75,19 @@ def _inside_image(window: geo.Window, size: tuple[int, int]) -> np.ndarray:
     return geo.box_mask((0.0, 0.0, float(size[0]), float(size[1])), window)
 
 
-def cut(image: np.ndarray, edit: Edit, region: np.ndarray, settings: PlanSettings) -> Crop:
-    """Cut an edit's window (edge-replicated past the border) and resize it to the model size."""
-    res = settings.resolution
-    window = edit.window
+def cut(
+    image: np.ndarray, window: geo.Window, region: np.ndarray, resolution: int, feather: int = 3
+) -> Crop:
+    """Cut a window (edge-replicated past the border) and resize it to ``resolution``.
+
+    Args:
+        image: the source pixels.
+        window: the square crop window, in image coordinates (may pass the border).
+        region: the window-shaped mask the model may repaint.
+        resolution: the model's crop size.
+        feather: paste-back edge softening, in window pixels (weights stay 0 outside region).
+    """
+    res = resolution
     height, width = image.shape[:2]
     x0, y0, x1, y1 = window.xyxy
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
@@ -135,7 +99,7 @@ def cut(image: np.ndarray, edit: Edit, region: np.ndarray, settings: PlanSetting
     pixels = resize(patch, res)
     mask_small = cv2.resize(region.astype(np.float32), (res, res), interpolation=cv2.INTER_AREA)
     mask = np.where(mask_small > 0, 255, 0).astype(np.uint8)
-    return Crop(pixels=pixels, mask=mask, alpha=geo.feather(region, settings.feather))
+    return Crop(pixels=pixels, mask=mask, alpha=geo.feather(region, feather))
 
 
 def resize(pixels: np.ndarray, side: int) -> np.ndarray:
@@ -162,28 +126,3 @@ def paste(image: np.ndarray, window: geo.Window, alpha: np.ndarray, result: np.n
     a3 = a[where][:, None]
     blended = target[where].astype(np.float32) * (1.0 - a3) + big[where].astype(np.float32) * a3
     target[where] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-
-
-def output_format(source_name: str, choice: str) -> str:
-    """``png`` or ``jpg`` for an output image: ``auto`` keeps JPEG as JPEG, all else PNG."""
-    if choice != "auto":
-        return choice
-    return "jpg" if Path(source_name).suffix.lower() in (".jpg", ".jpeg") else "png"
-
-
-def save_image(pixels: np.ndarray, path: Path, fmt: str) -> None:
-    """Write RGB pixels to ``path`` atomically (temporary name, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    img = Image.fromarray(pixels)
-    try:
-        with open(tmp, "wb") as fh:
-            if fmt == "jpg":
-                img.save(fh, format="JPEG", quality=95)
-            else:
-                img.save(fh, format="PNG", compress_level=1)
-            fh.flush()
-            os.fsync(fh.fileno())  # the journal line that follows must never outlive the file
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # our own temporary file
-        raise

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from inpaint_aug.errors import OutputError
+from inpaint_aug.files import dumps_json, make_dirs, output_errors, write_text
 from inpaint_aug.pipeline.plan import Skip
 from inpaint_aug.pipeline.records import ImageRecord
 
@@ -79,13 +80,11 @@ class Journal:
 
     def _write(self, entry: dict[str, Any]) -> None:
         """Append one entry; a full disk or a read-only folder is one clear error."""
-        try:
+        with output_errors(self.path):
             self._append(entry)
-        except OSError as err:
-            raise OutputError(f"cannot write {self.path}: {err.strerror or err}") from None
 
     def _append(self, entry: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._fh.write(dumps_json(entry) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -96,16 +95,8 @@ class Journal:
 
 def _start(path: Path, fingerprint: dict[str, Any]) -> None:
     """Create the journal with its fingerprint line, atomically (never a half-written start)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"fingerprint": fingerprint}, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+    make_dirs(path.parent)
+    write_text(path, dumps_json({"fingerprint": fingerprint}) + "\n")
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

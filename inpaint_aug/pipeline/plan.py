@@ -27,27 +27,8 @@ from typing import Any
 from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
-
-REGIONS = ("auto", "mask", "box")
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """Settings that decide what gets edited and how (every field is recorded in run.json)."""
-
-    seed: int = 0
-    copies: int = 1
-    region: str = "auto"
-    dilate: int = 4
-    feather: int = 3
-    min_size: int = 16
-    max_per_image: int | None = None
-    padding: float = 0.5
-    min_context: int = 96
-    resolution: int = 512
-    steps: int = 25
-    guidance: float = 7.5
-    strength: float = 1.0
+from inpaint_aug.errors import OptionsError, PromptError
+from inpaint_aug.options import PlanSettings, Region, check_schedule
 
 
 @dataclass(frozen=True)
@@ -185,7 +166,7 @@ def _not_editable(
     if min(ann["bbox"][2], ann["bbox"][3]) < settings.min_size:
         size = f"{ann['bbox'][2]:g}x{ann['bbox'][3]:g}"
         return ("too-small", f"{size} px is under --min-size {settings.min_size}")
-    if settings.region == "mask" and geo.segmentation_kind(ann.get("segmentation")) == "none":
+    if settings.region is Region.mask and geo.segmentation_kind(ann.get("segmentation")) == "none":
         return ("no-mask", "--region mask and the annotation has only a box")
     return None
 
@@ -202,7 +183,7 @@ def _make_edit(
     ann = anns[index]
     width, height = int(image["width"]), int(image["height"])
     has_mask = geo.segmentation_kind(ann.get("segmentation")) != "none"
-    region = "box" if settings.region == "box" or not has_mask else "mask"
+    region = "box" if settings.region is Region.box or not has_mask else "mask"
     x0, y0, x1, y1 = geo.clip_xyxy(geo.xywh_to_xyxy(ann["bbox"]), width, height)
     grown = (x0 - settings.dilate, y0 - settings.dilate, x1 + settings.dilate, y1 + settings.dilate)
     window = geo.crop_window(grown, (width, height), settings.padding, settings.min_context)
@@ -296,3 +277,25 @@ def plan_dataset(
             elif copy == 0:
                 skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
     return jobs, skips
+
+
+def check_schedules(book: PromptBook, settings: PlanSettings) -> None:
+    """Check every class's effective steps and strength (its prompts-file overrides, else the
+    run's) give diffusers at least one denoising step, before any work starts.
+
+    Raises:
+        PromptError: a class's overrides give no step; the message names the file and class.
+    """
+    for cid, spec in book.by_category.items():
+        if spec.skip:
+            continue
+        steps = spec.steps or settings.steps
+        strength = spec.strength if spec.strength is not None else settings.strength
+        if spec.steps is None and spec.strength is None:
+            continue  # the run's own values, checked when the settings were built
+        name = book.names.get(cid, cid)
+        where = f"{book.path}: class {name!r}: steps {steps} x strength {strength:g}"
+        try:
+            check_schedule(steps, strength, where)
+        except OptionsError as err:
+            raise PromptError(str(err)) from None

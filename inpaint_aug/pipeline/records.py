@@ -1,27 +1,31 @@
-"""Write the output dataset: safe file names, carried-over labels, provenance, atomic JSON.
+"""Output records: what each output file is called, its COCO entry, labels and provenance.
 
-Nothing is written outside the output folder: output names are derived from the source name's
-last component only, cleaned, and checked to stay inside ``OUT/images``.
+* :func:`output_tasks` is the one place that numbers output images (augmented copies
+  ``1..N`` in plan order, then originals) and names their files (by :func:`files.unique_name`).
+* :func:`make_record` and :func:`original_record` carry every label over (same category and
+  geometry, bbox clipped, area recomputed) and record what really happened.
+* :func:`assemble` renumbers annotations and fills each edit's new annotation id.
 
 Example:
-    >>> safe_stem("../../etc/pass wd.jpg")
-    'pass_wd'
+    >>> job = ImageJob({"id": 7, "file_name": "a/x.jpg", "width": 4, "height": 4}, 0, (), ())
+    >>> [t.file_name for t in output_tasks([job], [], "auto")[0]]
+    ['images/x_c0.jpg']
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.dataset.coco import save_json_atomic
-from inpaint_aug.errors import OutputError
+from inpaint_aug.dataset.images import output_format
+from inpaint_aug.files import unique_name
+from inpaint_aug.options import ImageFormat
 from inpaint_aug.pipeline.plan import Edit, ImageJob
 
 IMAGES_DIR = "images"
+SOURCE_URL_KEYS = ("coco_url", "flickr_url")
 
 
 @dataclass(frozen=True)
@@ -34,38 +38,48 @@ class ImageRecord:
     edited_ann_indexes: tuple[int, ...] = field(default=())
 
 
-def safe_stem(file_name: str) -> str:
-    """A file-system-safe stem from the last component of a source ``file_name``."""
-    last = PureWindowsPath(PurePosixPath(str(file_name)).name).name
-    stem = unicodedata.normalize("NFC", last.rsplit(".", 1)[0] if "." in last else last)
-    stem = re.sub(r"[^\w\-.]+", "_", stem).strip("._")
-    # Cap by bytes, not characters: file names are limited to 255 bytes, and the output name
-    # adds a suffix and a temporary prefix.
-    stem = stem.encode("utf-8")[:100].decode("utf-8", errors="ignore")
-    return stem or "image"
+@dataclass(frozen=True)
+class Task:
+    """One augmented output image to make: its number (= output image id), job and file."""
+
+    number: int
+    job: ImageJob
+    file_name: str
+    image_format: ImageFormat
 
 
-def output_names(jobs: list[ImageJob], formats: list[str]) -> list[str]:
-    """Unique relative output paths (``images/<stem>_c<copy>.<ext>``), one per job, stable."""
-    names: list[str] = []
-    seen: set[str] = set()
-    for job, fmt in zip(jobs, formats, strict=True):
-        base = f"{safe_stem(job.image.get('file_name', ''))}_c{job.copy}"
-        name = f"{IMAGES_DIR}/{base}.{fmt}"
-        if name.lower() in seen:
-            name = f"{IMAGES_DIR}/{base}_id{job.image['id']}.{fmt}"
-        seen.add(name.lower())
-        names.append(name)
-    return names
+@dataclass(frozen=True)
+class Original:
+    """A source image copied unchanged into OUT (``--include-originals``)."""
+
+    number: int
+    image: dict[str, Any]
+    file_name: str
 
 
-def inside(out: Path, relative: str) -> Path:
-    """Resolve ``relative`` under ``out`` and refuse anything that would land outside it."""
-    root = out.resolve()
-    target = (root / relative).resolve()
-    if root not in target.parents:
-        raise OutputError(f"{relative}: refusing to write outside the output folder {out}")
-    return target
+def output_tasks(
+    jobs: list[ImageJob], originals: list[dict[str, Any]], image_format: ImageFormat | str
+) -> tuple[list[Task], list[Original]]:
+    """Number and name every output image: copies ``images/<stem>_c<copy>.<ext>`` first, then
+    originals ``images/<stem>_orig.<ext>``, all by the one naming rule (collision-free).
+
+    Originals are numbered after the copies by their position in ``originals``, so a resumed
+    run gives every image the same id and file.
+    """
+    taken: set[str] = set()
+    tasks = []
+    for index, job in enumerate(jobs):
+        fmt = output_format(job.image.get("file_name", ""), image_format)
+        name = unique_name(IMAGES_DIR, job.image.get("file_name", ""), f"_c{job.copy}",
+                           fmt.value, job.image.get("id"), taken)  # fmt: skip
+        tasks.append(Task(index + 1, job, name, fmt))
+    copies = []
+    for offset, image in enumerate(originals):
+        source = str(image.get("file_name", ""))
+        ext = Path(source).suffix.lower().lstrip(".")
+        name = unique_name(IMAGES_DIR, source, "_orig", ext, image.get("id"), taken)
+        copies.append(Original(len(jobs) + 1 + offset, image, name))
+    return tasks, copies
 
 
 def carry_annotation(ann: dict[str, Any], width: int, height: int) -> dict[str, Any]:
@@ -97,19 +111,38 @@ def edit_provenance(edit: Edit) -> dict[str, Any]:
 def make_record(
     job: ImageJob, out_image_id: int, file_name: str, model: str, done: list[Edit]
 ) -> ImageRecord:
-    """Build the output record of a finished job from the edits that were actually made."""
+    """Build the output record of a finished job from the edits that were actually made.
+
+    The source's ``coco_url``/``flickr_url`` point at the source photo, not the new image, so
+    they move into the provenance (``source_coco_url``, ``source_flickr_url``).
+    """
     width, height = int(job.image["width"]), int(job.image["height"])
-    image = dict(job.image)
+    image = {k: v for k, v in job.image.items() if k not in SOURCE_URL_KEYS}
     image.update(id=out_image_id, file_name=file_name, width=width, height=height)
     image["inpaint_aug"] = {
         "source_image_id": job.image["id"],
         "source_file_name": job.image.get("file_name"),
+        **{f"source_{k}": job.image[k] for k in SOURCE_URL_KEYS if k in job.image},
         "copy": job.copy,
         "model": model,
         "edits": [edit_provenance(e) for e in done],
     }
     anns = tuple(carry_annotation(a, width, height) for a in job.annotations)
     return ImageRecord(out_image_id, image, anns, tuple(e.ann_index for e in done))
+
+
+def original_record(original: Original, annotations: list[dict[str, Any]]) -> ImageRecord:
+    """The record of an unchanged source image copied into OUT, with its labels."""
+    image = original.image
+    entry = {**image, "id": original.number, "file_name": original.file_name}
+    entry["inpaint_aug"] = {
+        "source_image_id": image["id"],
+        "source_file_name": image.get("file_name"),
+        "original": True,
+        "edits": [],
+    }
+    anns = tuple(carry_annotation(a, image["width"], image["height"]) for a in annotations)
+    return ImageRecord(original.number, entry, anns, ())
 
 
 def assemble(raw: dict[str, Any], records: list[ImageRecord]) -> dict[str, Any]:
@@ -137,10 +170,3 @@ def assemble(raw: dict[str, Any], records: list[ImageRecord]) -> dict[str, Any]:
     out["images"], out["annotations"] = images, annotations
     out.setdefault("categories", raw.get("categories", []))
     return out
-
-
-def write_dataset(out: Path, raw: dict[str, Any], records: list[ImageRecord]) -> Path:
-    """Write ``OUT/annotations.json`` atomically and return its path."""
-    path = out / "annotations.json"
-    save_json_atomic(assemble(raw, records), path)
-    return path

@@ -1,4 +1,4 @@
-"""Tests of inpaint_aug.writer: safe names, labels carried over, provenance, final ids."""
+"""Output records: one naming rule, labels carried over, provenance, final ids."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import OutputError
+from inpaint_aug.files import inside, safe_stem, write_json
 from inpaint_aug.pipeline.plan import Edit, ImageJob
 from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
@@ -21,11 +22,9 @@ from inpaint_aug.pipeline.records import (
     assemble,
     carry_annotation,
     edit_provenance,
-    inside,
     make_record,
-    output_names,
-    safe_stem,
-    write_dataset,
+    original_record,
+    output_tasks,
 )
 
 SAFE = re.compile(r"[\w\-.]+")
@@ -85,7 +84,7 @@ def test_safe_stem_is_always_one_safe_component(name):
 )
 def test_output_file_names_fit_the_file_system(file_name):
     job = ImageJob({"id": 123456, "file_name": file_name, "width": 4, "height": 4}, 12, (), ())
-    (name,) = output_names([job], ["png"])
+    (name,) = output_names([job], "png")
     last = name.split("/")[-1]
     assert len(last.encode("utf-8")) <= NAME_MAX
     assert len(f".{last}.tmp".encode()) <= NAME_MAX  # the temporary name of atomic saves
@@ -98,11 +97,15 @@ def jobs_for(*names_ids_copies):
     ]
 
 
+def output_names(jobs: list[ImageJob], image_format: str = "auto") -> list[str]:
+    return [t.file_name for t in output_tasks(jobs, [], image_format)[0]]
+
+
 def test_output_names_unique_for_same_stem_in_different_folders():
     jobs = jobs_for(
         ("a/img.png", 1, 0), ("b/img.png", 2, 0), ("c/IMG.png", 3, 0), ("img.png", 4, 1)
     )
-    names = output_names(jobs, ["png"] * 4)
+    names = output_names(jobs)
     assert names == [
         "images/img_c0.png",
         "images/img_c0_id2.png",
@@ -112,11 +115,25 @@ def test_output_names_unique_for_same_stem_in_different_folders():
 
 
 def test_output_names_are_stable_and_use_formats():
-    jobs = jobs_for(("x.jpg", 7, 0), ("x.jpg", 7, 1))
-    assert output_names(jobs, ["jpg", "png"]) == ["images/x_c0.jpg", "images/x_c1.png"]
-    assert output_names(jobs, ["jpg", "png"]) == output_names(jobs, ["jpg", "png"])
-    with pytest.raises(ValueError):
-        output_names(jobs, ["png"])  # one format per job
+    jobs = jobs_for(("x.jpg", 7, 0), ("x.jpg", 7, 1), ("y.png", 8, 0))
+    assert output_names(jobs) == ["images/x_c0.jpg", "images/x_c1.jpg", "images/y_c0.png"]
+    assert output_names(jobs, "png") == ["images/x_c0.png", "images/x_c1.png", "images/y_c0.png"]
+    assert output_names(jobs) == output_names(jobs)
+
+
+def test_numbers_are_the_output_ids_copies_first_then_originals():
+    jobs = jobs_for(("a/x.jpg", 1, 0), ("b/x.jpg", 2, 0))
+    images = [job.image for job in jobs] + [{"id": 3, "file_name": "x.JPG"}]
+    tasks, originals = output_tasks(jobs, images, "auto")
+    assert [t.number for t in tasks] == [1, 2]
+    assert [o.number for o in originals] == [3, 4, 5]
+    assert [o.file_name for o in originals] == [
+        "images/x_orig.jpg",
+        "images/x_orig_id2.jpg",  # a/x.jpg and b/x.jpg: two files, never one
+        "images/x_orig_id3.jpg",
+    ]
+    every = [t.file_name for t in tasks] + [o.file_name for o in originals]
+    assert len({n.lower() for n in every}) == len(every)
 
 
 names = st.sampled_from(["a.png", "A.png", "a", "a_c0.png", "a_c0_id2.png", "d/a.png", "../a.png"])
@@ -126,7 +143,7 @@ names = st.sampled_from(["a.png", "A.png", "a", "a_c0.png", "a_c0_id2.png", "d/a
 @given(files=st.lists(st.tuples(names, st.integers(0, 2)), max_size=12))
 def test_output_names_always_unique(files):
     jobs = jobs_for(*[(n, i, c) for i, (n, c) in enumerate(files, start=1)])
-    out = output_names(jobs, ["png"] * len(jobs))
+    out = output_names(jobs, "png")
     assert len({n.lower() for n in out}) == len(out)
     assert all(n.startswith(f"{IMAGES_DIR}/") and n.count("/") == 1 for n in out)
 
@@ -267,6 +284,35 @@ def test_make_record():
     assert job.image["id"] == 7 and job.image["file_name"] == "src/7.png"  # source untouched
 
 
+def test_source_urls_move_into_the_provenance_of_an_augmented_copy():
+    job = source_job(7, [70], copy=0)
+    urls = {"coco_url": "http://x/7.jpg", "flickr_url": "http://f/7.jpg"}
+    job = ImageJob({**job.image, **urls}, job.copy, job.annotations, job.edits)
+    rec = make_record(job, 1, "images/7_c0.png", "m", [make_edit(0, 70)])
+    assert "coco_url" not in rec.image and "flickr_url" not in rec.image
+    prov = rec.image["inpaint_aug"]
+    assert prov["source_coco_url"] == urls["coco_url"]
+    assert prov["source_flickr_url"] == urls["flickr_url"]
+
+
+def test_original_record_has_provenance_and_keeps_its_urls():
+    job = source_job(7, [70, 71], copy=0)
+    image = {**job.image, "coco_url": "http://x/7.jpg"}
+    tasks, originals = output_tasks([], [image], "auto")
+    rec = original_record(originals[0], list(job.annotations))
+    assert rec.image["inpaint_aug"] == {
+        "source_image_id": 7,
+        "source_file_name": "src/7.png",
+        "original": True,
+        "edits": [],
+    }
+    assert rec.image["coco_url"] == "http://x/7.jpg"  # the original is the source photo
+    assert rec.image["file_name"] == "images/7_orig.png" and rec.out_image_id == 1
+    assert [a["category_id"] for a in rec.annotations] == [
+        a["category_id"] for a in job.annotations
+    ]
+
+
 def test_edit_provenance_fields():
     prov = edit_provenance(make_edit(0, 5, seed=99))
     assert prov == {
@@ -352,9 +398,9 @@ def test_assemble_rejects_provenance_mismatch():
         assemble(RAW, [broken])
 
 
-def test_write_dataset(tmp_path):
-    path = write_dataset(tmp_path, RAW, records())
-    assert path == tmp_path / "annotations.json"
+def test_written_dataset_is_the_assembled_one(tmp_path):
+    path = tmp_path / "annotations.json"
+    write_json(path, assemble(RAW, records()))
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data == json.loads(json.dumps(assemble(RAW, records())))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.json"]

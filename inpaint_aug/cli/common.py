@@ -1,0 +1,86 @@
+"""What the commands share: option declarations (declared once), error mapping, output helpers.
+
+Options carry no choices or ranges of their own: choices are the ``str`` Enums of
+:mod:`inpaint_aug.options` and every value is checked by the library when the options object
+is built; :func:`library_errors` maps its errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from inpaint_aug.errors import FatalError, Interrupted, OptionsError
+from inpaint_aug.options import DEFAULT_MODEL, Device, PlanSettings, Region, RunOptions
+
+PLAN = PlanSettings()
+RUN: dict[str, Any] = {f.name: f.default for f in fields(RunOptions)}
+INPUT, MODEL, QUALITY, SPEED, OUTPUT = "Input", "Model", "Quality", "Speed", "Output"
+MODEL_EPILOG = f"Default model: {DEFAULT_MODEL}"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one line on stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def library_errors() -> Iterator[None]:
+    """Exit codes for the library's errors: 2 a bad option, 130 a signal, 1 any other failure."""
+    try:
+        yield
+    except OptionsError as err:
+        raise fail(str(err), code=2) from None
+    except Interrupted as err:
+        raise fail(str(err), code=130) from None
+    except FatalError as err:
+        raise fail(str(err)) from None
+
+
+def setup_logging(quiet: bool) -> None:
+    """Log warnings (skips) to stderr, or only errors with ``--quiet``."""
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(message)s")
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Left-aligned plain-text columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _opt(text: str, panel: str | None = None, **kw: Any) -> Any:
+    return typer.Option(help=text, rich_help_panel=panel, **kw)
+
+
+Prompts = Annotated[Path, _opt("Prompts YAML: per-class prompt templates.", INPUT)]
+Images = Annotated[Path | None, _opt("Image folder \\[default: found beside the JSON].", INPUT)]
+Limit = Annotated[int | None, _opt("Only the first N source images.", INPUT)]
+Model = Annotated[
+    str,
+    _opt(
+        "Hub id, local diffusers folder, .safetensors file, or 'tiny-random' (offline noise "
+        "model for checking the plumbing). \\[default: see the end of --help]",
+        MODEL,
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[Device, _opt("Where the model runs (auto: cuda > mps > cpu).", MODEL)]
+Steps = Annotated[int, _opt("Denoising steps.", QUALITY)]
+Guidance = Annotated[float, _opt("Classifier-free guidance scale.", QUALITY)]
+Strength = Annotated[float, _opt("Inpainting strength, in (0, 1].", QUALITY)]
+Resolution = Annotated[int, _opt("Model crop size, a multiple of 8.", QUALITY)]
+Seed = Annotated[int, _opt("Base seed; each edit derives its own.", QUALITY)]
+RegionOpt = Annotated[Region, _opt("What the model may repaint (auto: mask, else box).", INPUT)]
+MinSize = Annotated[int, _opt("Skip objects whose box is under N pixels on a side.", INPUT)]
+Dilate = Annotated[int, _opt("Grow each region by this many pixels.", QUALITY)]
+MaxPer = Annotated[int | None, _opt("Edit at most N objects per image (largest first).", INPUT)]
+BatchSize = Annotated[int, _opt("Crops per model call.", SPEED)]

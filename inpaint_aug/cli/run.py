@@ -1,0 +1,179 @@
+"""The ``inpaint-aug run`` command: build the options, run with a progress bar, summarise.
+
+Example:
+    inpaint-aug run coco.json --prompts prompts.yaml --out augmented --device cuda
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inpaint_aug.cli.common import (
+    MODEL,
+    MODEL_EPILOG,
+    OUTPUT,
+    PLAN,
+    QUALITY,
+    RUN,
+    SPEED,
+    BatchSize,
+    DeviceOpt,
+    Dilate,
+    Guidance,
+    Images,
+    Limit,
+    MaxPer,
+    MinSize,
+    Model,
+    Prompts,
+    RegionOpt,
+    Resolution,
+    Seed,
+    Steps,
+    Strength,
+    format_table,
+    library_errors,
+    setup_logging,
+)
+from inpaint_aug.options import (
+    LCM_LORA,
+    Dtype,
+    ExportFormat,
+    ImageFormat,
+    PlanSettings,
+    Preset,
+    RunOptions,
+    Split,
+)
+from inpaint_aug.pipeline.report import RunReport
+from inpaint_aug.pipeline.run import run
+
+
+def _flag(text: str, panel: str, *names: str) -> typer.models.OptionInfo:
+    return typer.Option(*names, help=text, rich_help_panel=panel)
+
+
+EPILOG = f"{MODEL_EPILOG}. LCM-LoRA of --preset fast: {LCM_LORA}."
+
+
+def run_command(
+    coco_json: Annotated[Path, typer.Argument(help="The COCO annotations JSON to augment.")],
+    prompts: Prompts,
+    out: Annotated[Path, _flag("Output folder (new or empty).", OUTPUT)] = Path(RUN["out"]),
+    images: Images = None,
+    model: Model = RUN["model"],
+    device: DeviceOpt = RUN["device"],
+    dtype: Annotated[Dtype, _flag("Precision (auto: fp16 on a GPU).", MODEL)] = RUN["dtype"],
+    lcm_lora: Annotated[
+        str | None, _flag("LCM-LoRA for --preset fast \\[default: see the end of --help].", MODEL)
+    ] = None,
+    preset: Annotated[Preset, _flag("fast = LCM-LoRA, 4 steps, guidance 1.", QUALITY)] = RUN[
+        "preset"
+    ],
+    steps: Steps = PLAN.steps,
+    guidance: Guidance = PLAN.guidance,
+    strength: Strength = PLAN.strength,
+    resolution: Resolution = PLAN.resolution,
+    seed: Seed = PLAN.seed,
+    copies: Annotated[int, _flag("Augmented variants per image.", OUTPUT)] = PLAN.copies,
+    region: RegionOpt = PLAN.region,
+    max_per_image: MaxPer = PLAN.max_per_image,
+    min_size: MinSize = PLAN.min_size,
+    dilate: Dilate = PLAN.dilate,
+    limit: Limit = None,
+    batch_size: BatchSize = RUN["batch_size"],
+    workers: Annotated[int, _flag("Threads for decoding and cropping.", SPEED)] = RUN["workers"],
+    compile: Annotated[
+        bool, _flag("torch.compile the UNet (GPU; one shape).", SPEED, "--compile")
+    ] = False,
+    cpu_offload: Annotated[
+        bool, _flag("Offload sub-models to the CPU (small GPUs).", SPEED, "--cpu-offload")
+    ] = False,
+    vae_slicing: Annotated[
+        bool, _flag("Decode one image at a time (memory).", SPEED, "--vae-slicing")
+    ] = False,
+    image_format: Annotated[
+        ImageFormat, _flag("Output images (auto follows the input).", OUTPUT)
+    ] = RUN["image_format"],
+    format: Annotated[
+        ExportFormat,
+        _flag("yolo/yolo-seg also write OUT/yolo/ for Ultralytics.", OUTPUT, "--format"),
+    ] = RUN["format"],
+    split: Annotated[Split, _flag("Split name for a YOLO export.", OUTPUT)] = RUN["split"],
+    include_originals: Annotated[
+        bool,
+        _flag("Also copy the source images and labels into OUT.", OUTPUT, "--include-originals"),
+    ] = False,
+    resume: Annotated[
+        bool, _flag("Continue an interrupted run in --out.", OUTPUT, "--resume")
+    ] = False,
+    quiet: Annotated[bool, _flag("Print only errors.", OUTPUT, "--quiet", "-q")] = False,
+) -> None:
+    """Augment COCO_JSON: redraw each eligible object and write a new COCO dataset to --out."""
+    with library_errors():
+        plan = PlanSettings(
+            seed=seed, copies=copies, region=region, dilate=dilate, min_size=min_size,
+            max_per_image=max_per_image, resolution=resolution, steps=steps, guidance=guidance,
+            strength=strength,
+        )  # fmt: skip
+        options = RunOptions(
+            coco=coco_json, prompts=prompts, out=out, images=images, model=model, device=device,
+            dtype=dtype, compile=compile, cpu_offload=cpu_offload, vae_slicing=vae_slicing,
+            lcm_lora=lcm_lora, batch_size=batch_size, workers=workers, image_format=image_format,
+            limit=limit, resume=resume, include_originals=include_originals, format=format,
+            split=split, preset=preset, plan=plan,
+        )  # fmt: skip
+        setup_logging(quiet)
+        report = _run_with_progress(options, quiet)
+    if not quiet:
+        print_summary(report)
+
+
+def _run_with_progress(options: RunOptions, quiet: bool) -> RunReport:
+    """Run with a progress bar (objects/s, ETA) on stderr."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="obj", desc="inpainting", disable=quiet or None, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return run(options, progress=progress)
+    finally:
+        bar.close()
+
+
+def print_summary(report: RunReport) -> None:
+    """The end-of-run summary: per-class table, skips by reason, timings."""
+    per = report.seconds_model / report.objects_edited if report.objects_edited else 0.0
+    originals = f" + {report.originals_written} originals" if report.originals_written else ""
+    typer.echo(
+        f"wrote {report.images_written} augmented images{originals}, "
+        f"{report.annotations_written} annotations, {report.objects_edited} objects redrawn "
+        f"-> {report.out / 'annotations.json'}"
+    )
+    typer.echo(format_table(class_rows(report)))
+    typer.echo(
+        f"time: {report.seconds_total:.1f}s total, model load {report.seconds_load:.1f}s, "
+        f"{per:.3f}s of model time per object; details in {report.out / 'run.json'}"
+    )
+    if report.exported:
+        typer.echo(f"YOLO dataset: {report.exported}")
+
+
+def class_rows(report: RunReport) -> list[list[str]]:
+    """Rows of (class, edited, not edited by reason), then image-level skips."""
+    rows = [["class", "edited", "not edited (reason: count)"]]
+    for name, row in report.per_class.items():
+        detail = ", ".join(f"{r}: {n}" for r, n in sorted(row["skipped"].items()))
+        rows.append([name, str(row["edited"]), detail or "-"])
+    for key, count in report.skip_counts().items():
+        if key.startswith("image/"):
+            rows.append([f"({key})", "", str(count)])
+    return rows

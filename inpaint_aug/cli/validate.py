@@ -1,0 +1,66 @@
+"""The ``inpaint-aug validate`` command: every problem of a dataset and its prompts, no model.
+
+Example:
+    inpaint-aug validate coco.json --prompts prompts.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inpaint_aug.cli.common import (
+    PLAN,
+    Images,
+    Limit,
+    MaxPer,
+    MinSize,
+    RegionOpt,
+    Steps,
+    Strength,
+    format_table,
+    library_errors,
+)
+from inpaint_aug.inspect.validate import ValidationReport, validate
+
+
+def validate_command(
+    coco_json: Annotated[Path, typer.Argument(help="The COCO annotations JSON to check.")],
+    prompts: Annotated[Path | None, typer.Option(help="Prompts YAML to check against it.")] = None,
+    images: Images = None,
+    region: RegionOpt = PLAN.region,
+    min_size: MinSize = PLAN.min_size,
+    max_per_image: MaxPer = PLAN.max_per_image,
+    steps: Steps = PLAN.steps,
+    strength: Strength = PLAN.strength,
+    limit: Limit = None,
+) -> None:
+    """Check a dataset and prompts without a model; list every problem and what a run would do.
+
+    Exits 0 when a run would work (problems with single items only skip those items).
+    """
+    settings = {"region": region, "min_size": min_size, "max_per_image": max_per_image,
+                "steps": steps, "strength": strength}  # fmt: skip
+    with library_errors():
+        report = validate(coco_json, prompts, images, settings, limit)
+    _print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print(report: ValidationReport) -> None:
+    for f in report.findings:
+        typer.echo(f"{f.level}: {f.where}: {f.message}", err=f.level == "error")
+    rows = [["class", "would edit", "would not edit (reason: count)"]]
+    for name in sorted(set(report.would_edit) | set(report.would_skip)):
+        skipped = ", ".join(f"{r}: {n}" for r, n in sorted(report.would_skip.get(name, {}).items()))
+        rows.append([name, str(report.would_edit.get(name, 0)), skipped or "-"])
+    typer.echo(format_table(rows))
+    errors = sum(f.level == "error" for f in report.findings)
+    typer.echo(
+        f"{report.images_checked} images checked, {errors} errors, "
+        f"{len(report.findings) - errors} warnings: "
+        f"{'a run would work' if report.ok else 'a run would NOT work'}"
+    )

@@ -1,0 +1,322 @@
+"""Every option of a run: types, ranges, choices, cross-checks and presets, checked when built.
+
+The options objects refuse a bad value when they are constructed, before any file is read or a
+model is loaded, with one :class:`~inpaint_aug.errors.OptionsError` that names the option, the
+value and what is allowed. The command line builds them from its flags and lists no choice of
+its own: the ``str`` Enums below are its choices.
+
+Example:
+    >>> PlanSettings(steps=4, strength=0.2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    inpaint_aug.errors.OptionsError: --steps 4 with --strength 0.2: ... = 0 denoising steps; ...
+    >>> RunOptions("a.json", "p.yaml", preset="fast").plan.steps
+    4
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+from inpaint_aug.errors import OptionsError
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+TINY_MODEL = "tiny-random"
+LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
+
+
+class Choice(str, Enum):
+    """A ``str`` Enum whose ``str()`` is its value (typer shows these as choices)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def parse(cls, option: str, value: Any) -> Choice:
+        """The member for ``value`` (a member or its string), or an OptionsError."""
+        try:
+            return value if isinstance(value, cls) else cls(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise OptionsError(option, value, f"one of {allowed}") from None
+
+
+class Region(Choice):
+    """What the model may repaint: the mask when there is one (else the box), or either."""
+
+    auto = "auto"
+    mask = "mask"
+    box = "box"
+
+
+class Device(Choice):
+    """Where the model runs; ``auto`` picks cuda, then mps, then cpu."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Dtype(Choice):
+    """Model precision; ``auto`` is fp16 on a GPU, fp32 on the CPU."""
+
+    auto = "auto"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
+class ImageFormat(Choice):
+    """Output image encoding; ``auto`` keeps JPEG sources JPEG and writes PNG for the rest."""
+
+    auto = "auto"
+    png = "png"
+    jpg = "jpg"
+
+
+class ExportFormat(Choice):
+    """What is written besides the COCO dataset (``yolo``/``yolo-seg`` also write OUT/yolo/)."""
+
+    coco = "coco"
+    yolo = "yolo"
+    yolo_seg = "yolo-seg"
+
+
+class Split(Choice):
+    """The split name a YOLO export is written under."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+class Preset(Choice):
+    """``fast`` is the few-step mode: an LCM-LoRA, 4 steps, guidance 1."""
+
+    quality = "quality"
+    fast = "fast"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_int(name: str, value: Any, low: int = 0, optional: bool = False) -> None:
+    """Refuse a value that is not an integer ``>= low`` (``None`` too, when ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise OptionsError(_flag(name), value, f"an integer >= {low}")
+
+
+def check_number(name: str, value: Any, low: float, high: float = math.inf) -> None:
+    """Refuse a value that is not a finite number in ``[low, high]``."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low <= value <= high:
+        span = f"between {low:g} and {high:g}" if math.isfinite(high) else f">= {low:g}"
+        raise OptionsError(_flag(name), value, f"a number {span}")
+
+
+def check_schedule(steps: int, strength: float, where: str = "") -> None:
+    """diffusers runs ``int(steps * strength)`` denoising steps; refuse fewer than one.
+
+    Args:
+        steps: denoising steps.
+        strength: inpainting strength.
+        where: who set them, for the message (the command line when empty).
+    """
+    if int(steps * strength) >= 1:
+        return
+    who = where or f"--steps {steps} with --strength {strength:g}"
+    raise OptionsError.free(
+        f"{who}: diffusers runs int(steps x strength) = {int(steps * strength)} denoising steps;"
+        " raise --steps or --strength so that it is at least 1"
+    )
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """What gets edited and how (every field is recorded in run.json); checked when built.
+
+    Attributes:
+        seed: base seed; each edit derives its own from it.
+        copies: augmented variants per source image.
+        region: what the model may repaint (:class:`Region`).
+        dilate: grow each region by this many pixels.
+        feather: soften the paste-back edge over this many pixels (inside the region).
+        min_size: skip objects whose box is smaller than this on a side.
+        max_per_image: edit at most this many objects per image (largest first).
+        padding: context around each object, as a fraction of its box side.
+        min_context: the crop window is at least this many pixels on a side.
+        resolution: model crop size, a positive multiple of 8.
+        steps: denoising steps.
+        guidance: classifier-free guidance scale.
+        strength: inpainting strength, in (0, 1].
+
+    Example:
+        >>> PlanSettings(region="mask").region
+        <Region.mask: 'mask'>
+    """
+
+    seed: int = 0
+    copies: int = 1
+    region: Region = Region.auto
+    dilate: int = 4
+    feather: int = 3
+    min_size: int = 16
+    max_per_image: int | None = None
+    padding: float = 0.5
+    min_context: int = 96
+    resolution: int = 512
+    steps: int = 25
+    guidance: float = 7.5
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "region", Region.parse("--region", self.region))
+        for name, low in (("seed", 0), ("copies", 1), ("dilate", 0), ("feather", 0)):
+            check_int(name, getattr(self, name), low)
+        for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1)):
+            check_int(name, getattr(self, name), low)
+        check_int("max_per_image", self.max_per_image, 1, optional=True)
+        check_int("resolution", self.resolution, 8)
+        if self.resolution % 8:
+            raise OptionsError("--resolution", self.resolution, "a positive multiple of 8")
+        check_number("padding", self.padding, 0.0)
+        check_number("guidance", self.guidance, 0.0)
+        check_number("strength", self.strength, 0.0, 1.0)
+        if self.strength == 0:
+            raise OptionsError("--strength", self.strength, "a number > 0 and <= 1")
+        check_schedule(self.steps, self.strength)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How the model is loaded and run (speed and memory only; never quality).
+
+    Attributes:
+        model: hub id, local diffusers folder, ``.safetensors`` file, or ``tiny-random``.
+        device: :class:`Device`.
+        dtype: :class:`Dtype`.
+        compile: ``torch.compile`` the UNet (batches are padded to one shape: one compile).
+        cpu_offload: move sub-models to the GPU only while they run (small GPUs; slower).
+        vae_slicing: decode a batch one image at a time (less memory for large batches).
+        lcm_lora: an LCM-LoRA (hub id or folder) for the few-step preset (LCM scheduler).
+    """
+
+    model: str = DEFAULT_MODEL
+    device: Device = Device.auto
+    dtype: Dtype = Dtype.auto
+    compile: bool = False
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    lcm_lora: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise OptionsError("--model", self.model, "a hub id, a folder, a file or tiny-random")
+        object.__setattr__(self, "device", Device.parse("--device", self.device))
+        object.__setattr__(self, "dtype", Dtype.parse("--dtype", self.dtype))
+        for name in ("compile", "cpu_offload", "vae_slicing"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(_flag(name), getattr(self, name), "true or false")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs; checked when built. The CLI builds one from its flags.
+
+    ``preset="fast"`` sets 4 steps, guidance 1 and the default LCM-LoRA (unless ``lcm_lora``
+    names another); ``quality`` changes nothing.
+
+    Example:
+        >>> RunOptions("a.json", "p.yaml", batch_size=0)
+        Traceback (most recent call last):
+        ...
+        inpaint_aug.errors.OptionsError: --batch-size 0: expected an integer >= 1
+    """
+
+    coco: Path | str
+    prompts: Path | str
+    out: Path | str = "augmented"
+    images: Path | str | None = None
+    model: str = DEFAULT_MODEL
+    device: Device = Device.auto
+    dtype: Dtype = Dtype.auto
+    compile: bool = False
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    lcm_lora: str | None = None
+    batch_size: int = 4
+    workers: int = 2
+    image_format: ImageFormat = ImageFormat.auto
+    limit: int | None = None
+    resume: bool = False
+    include_originals: bool = False
+    format: ExportFormat = ExportFormat.coco
+    split: Split = Split.train
+    preset: Preset = Preset.quality
+    plan: PlanSettings = field(default_factory=PlanSettings)
+
+    def __post_init__(self) -> None:
+        for name in ("coco", "prompts", "out"):
+            if not isinstance(getattr(self, name), (str, Path)) or not str(getattr(self, name)):
+                raise OptionsError(_flag(name), getattr(self, name), "a path")
+        parse = {"image_format": ImageFormat, "format": ExportFormat, "split": Split}
+        for name, kind in {**parse, "preset": Preset}.items():
+            object.__setattr__(self, name, kind.parse(_flag(name), getattr(self, name)))
+        check_int("batch_size", self.batch_size, 1)
+        check_int("workers", self.workers, 1)
+        check_int("limit", self.limit, 1, optional=True)
+        for name in ("resume", "include_originals"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(_flag(name), getattr(self, name), "true or false")
+        if not isinstance(self.plan, PlanSettings):
+            raise OptionsError("plan", self.plan, "a PlanSettings")
+        if self.preset is Preset.fast:
+            object.__setattr__(self, "plan", replace(self.plan, steps=4, guidance=1.0))
+            object.__setattr__(self, "lcm_lora", self.lcm_lora or LCM_LORA)
+        ModelOptions(*self._model_fields())  # checks device, dtype, model, flags
+
+    def _model_fields(self) -> tuple[Any, ...]:
+        return (self.model, self.device, self.dtype, self.compile, self.cpu_offload,
+                self.vae_slicing, self.lcm_lora)  # fmt: skip
+
+    def model_options(self) -> ModelOptions:
+        """The model-loading part of the options."""
+        return ModelOptions(*self._model_fields())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (paths and choices as strings), as run.json records them."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, PlanSettings):
+                value = {p.name: _plain(getattr(value, p.name)) for p in fields(value)}
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> RunOptions:
+        """Rebuild the options a run recorded (``run.json``'s ``settings``), checked again.
+
+        Keys this version does not know are ignored (a run.json from a newer version).
+        """
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.items() if k in known}
+        plan_known = {f.name for f in fields(PlanSettings)}
+        plan = {k: v for k, v in (values.pop("plan", None) or {}).items() if k in plan_known}
+        values.pop("preset", None)  # already applied to the recorded plan and lcm_lora
+        return cls(**values, plan=PlanSettings(**plan))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    return str(value) if isinstance(value, Path) else value
