@@ -80,8 +80,13 @@ def test_run_options_refuse_bad_values_before_reading_anything(values, option, a
 
 def test_choices_accept_strings_and_members_alike():
     a = RunOptions("a.json", "p.yaml", image_format="png", format="yolo-seg", split="val")
-    b = RunOptions("a.json", "p.yaml", image_format=ImageFormat.png,
-                   format=ExportFormat.yolo_seg, split=Split.val)  # fmt: skip
+    b = RunOptions(
+        "a.json",
+        "p.yaml",
+        image_format=ImageFormat.png,
+        format=ExportFormat.yolo_seg,
+        split=Split.val,
+    )
     assert a == b and a.format is ExportFormat.yolo_seg and a.split == "val"
     assert PlanSettings(region="mask").region is Region.mask
 
@@ -109,8 +114,14 @@ def test_replace_checks_again():
 
 
 def test_to_dict_and_back():
-    options = RunOptions(Path("a.json"), "p.yaml", image_format="jpg", format="yolo", limit=3,
-                         plan=PlanSettings(region="box", seed=9))  # fmt: skip
+    options = RunOptions(
+        Path("a.json"),
+        "p.yaml",
+        image_format="jpg",
+        format="yolo",
+        limit=3,
+        plan=PlanSettings(region="box", seed=9),
+    )
     plain = options.to_dict()
     assert plain["image_format"] == "jpg" and plain["plan"]["region"] == "box"
     assert plain["coco"] == "a.json"
@@ -136,8 +147,7 @@ def prompts_with(tmp_path: Path, body: str) -> Path:
 def test_class_override_that_gives_no_step_fails_before_the_model(shapes, tmp_path):
     prompts = prompts_with(tmp_path, "  circle:\n    strength: 0.3\n")
     out = tmp_path / "out"
-    options = RunOptions(shapes, prompts, out=out, model="tiny-random",
-                         plan=PlanSettings(steps=3))  # fmt: skip
+    options = RunOptions(shapes, prompts, out=out, model="tiny-random", plan=PlanSettings(steps=3))
     t0 = time.perf_counter()
     with pytest.raises(PromptError) as caught:
         run(options)
@@ -185,8 +195,15 @@ def test_cli_bad_option_fails_before_any_work(tmp_path, args, needle, exit_code)
     assert "Traceback" not in stderr and not out.exists()
 
 
-@pytest.mark.parametrize("flag,value", [("--split", "training"), ("--image-format", "webp"),
-                                        ("--region", "bogus"), ("--device", "tpu")])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--split", "training"),
+        ("--image-format", "webp"),
+        ("--region", "bogus"),
+        ("--device", "tpu"),
+    ],
+)
 def test_cli_bad_choice_is_a_usage_error(tmp_path, flag, value):
     out = tmp_path / "o"
     code, stderr = cli("run", *SAMPLE, "--format", "yolo", "--out", str(out), flag, value)
@@ -196,14 +213,27 @@ def test_cli_bad_choice_is_a_usage_error(tmp_path, flag, value):
 def test_cli_class_override_is_a_failure_naming_the_class(tmp_path, shapes):
     prompts = prompts_with(tmp_path, "  circle:\n    strength: 0.9\n")
     out = tmp_path / "o"
-    code, stderr = cli("run", str(shapes), "--prompts", str(prompts), "--model", "tiny-random",
-                       "--steps", "1", "--strength", "1.0", "--out", str(out))  # fmt: skip
+    code, stderr = cli(
+        "run",
+        str(shapes),
+        "--prompts",
+        str(prompts),
+        "--model",
+        "tiny-random",
+        "--steps",
+        "1",
+        "--strength",
+        "1.0",
+        "--out",
+        str(out),
+    )
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1 and "'circle'" in lines[0], stderr
     assert not out.exists()
     fixed = ["--steps", "2", "--resolution", "64", "--limit", "1", "--out", str(out)]
-    code, stderr = cli("run", str(shapes), "--prompts", str(prompts), "--model", "tiny-random",
-                       *fixed)  # fmt: skip
+    code, stderr = cli(
+        "run", str(shapes), "--prompts", str(prompts), "--model", "tiny-random", *fixed
+    )
     assert code == 0, stderr  # the same OUT takes a plain rerun once the settings work
 
 
