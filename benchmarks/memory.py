@@ -1,4 +1,4 @@
-"""Peak host memory must not grow with the dataset: run N and 10×N images, compare peak RSS.
+"""Peak host memory must not grow with the dataset: run N and 10 x N images, compare peak RSS.
 
 Each size runs in its own process (peak RSS is per process). The model is replaced by a fast
 stand-in that returns an inverted crop, so the figure measures the tool's own pipeline (decode,
@@ -25,7 +25,7 @@ class InvertInpainter:
 
     name = "invert"
 
-    def inpaint(self, batch):  # noqa: ANN001, ANN201 - matches backend.Inpainter
+    def inpaint(self, batch):
         return [(255 - r.pixels) | 16 for r in batch]
 
 
@@ -38,8 +38,13 @@ def child(images: int, size: tuple[int, int], batch: int) -> dict:
         coco = make_shapes_dataset(Path(tmp, "data"), n_images=images, size=size, variety=False)
         prompts = Path(tmp, "p.yaml")
         prompts.write_text("default: {prompt: 'a {name}'}\n", encoding="utf-8")
-        options = RunOptions(coco=coco, prompts=prompts, out=Path(tmp, "out"), batch_size=batch,
-                             plan=PlanSettings(resolution=256, min_size=8))  # fmt: skip
+        options = RunOptions(
+            coco=coco,
+            prompts=prompts,
+            out=Path(tmp, "out"),
+            batch_size=batch,
+            plan=PlanSettings(resolution=256, min_size=8),
+        )
         report = run(options, inpainter=InvertInpainter())
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"images": images, "objects": report.objects_edited, "peak_rss_mb": peak_kb / 1024}
@@ -67,8 +72,10 @@ def main() -> None:
     small = measure(args.images, args.size, args.batch)
     large = measure(args.images * args.factor, args.size, args.batch)
     for row in (small, large):
-        print(f"{row['images']:6d} images  {row['objects']:6d} objects  "
-              f"peak RSS {row['peak_rss_mb']:8.1f} MB")  # fmt: skip
+        print(
+            f"{row['images']:6d} images  {row['objects']:6d} objects  "
+            f"peak RSS {row['peak_rss_mb']:8.1f} MB"
+        )
     growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1.0
     print(f"growth for {args.factor}x the images: {100 * growth:+.1f}% (target: at most +20%)")
     print(json.dumps({"small": small, "large": large, "growth": growth}))

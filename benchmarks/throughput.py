@@ -33,20 +33,20 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from pycocotools import mask as mask_utils  # noqa: E402
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
 
-import inpaint_aug  # noqa: E402
-from inpaint_aug import geometry as geo  # noqa: E402
-from inpaint_aug.demo.synthetic import make_shapes_dataset  # noqa: E402
-from inpaint_aug.pipeline.backend import (  # noqa: E402
+import inpaint_aug
+from inpaint_aug import geometry as geo
+from inpaint_aug.demo.synthetic import make_shapes_dataset
+from inpaint_aug.pipeline.backend import (
     DiffusersInpainter,
     InpaintRequest,
     _quiet_libraries,
     pick_device,
 )
-from inpaint_aug.pipeline.plan import PlanSettings, derive_seed  # noqa: E402
+from inpaint_aug.pipeline.plan import PlanSettings, derive_seed
 
 PROMPT, NEGATIVE = "a photo of a {name}", "blurry, low quality"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}

@@ -71,7 +71,7 @@ def _readme(data: dict, command: str) -> str:
     for im in data["images"]:
         anns = [a for a in data["annotations"] if a["image_id"] == im["id"]]
         forms = Counter(f"{names[a['category_id']]}: {_form(a)}" for a in anns)
-        listed = "; ".join(f"{n} × {f}" if n > 1 else f for f, n in sorted(forms.items()))
+        listed = "; ".join(f"{n} × {f}" if n > 1 else f for f, n in sorted(forms.items()))  # noqa: RUF001 (a real multiplication sign in the README)
         rows.append(f"| `{im['file_name']}` | {len(anns)} | {listed or '— (no objects)'} |")
     cats = ", ".join(f"{c['name']} (id {c['id']})" for c in data["categories"])
     return f"""# shapes: synthetic sample dataset

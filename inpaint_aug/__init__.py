@@ -16,21 +16,11 @@ Example:
 
 from __future__ import annotations
 
+from inpaint_aug.choices import Device, Dtype, ExportFormat, ImageFormat, Preset, Region, Split
 from inpaint_aug.dataset.coco import CocoDataset, load_coco
 from inpaint_aug.dataset.prompts import PromptBook, load_prompts
 from inpaint_aug.errors import FatalError, InpaintAugError, ItemError, OptionsError
-from inpaint_aug.options import (
-    Device,
-    Dtype,
-    ExportFormat,
-    ImageFormat,
-    ModelOptions,
-    PlanSettings,
-    Preset,
-    Region,
-    RunOptions,
-    Split,
-)
+from inpaint_aug.options import ModelOptions, PlanSettings, RunOptions
 from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip, plan_dataset
 from inpaint_aug.pipeline.report import RunReport
 from inpaint_aug.pipeline.run import load_inputs, run

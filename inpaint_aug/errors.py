@@ -41,6 +41,11 @@ class OptionsError(FatalError):
     The message names the option, the value and what is allowed. The command line maps it to a
     usage error (exit code 2).
 
+    Args:
+        option: the flag (``--steps``), or the whole message when nothing else is given.
+        value: the value refused.
+        expected: what is allowed, e.g. ``"an integer >= 1"``.
+
     Example:
         >>> str(OptionsError("--steps", 0, "an integer >= 1"))
         '--steps 0: expected an integer >= 1'

@@ -138,9 +138,9 @@ def _finite(value: Any) -> Any:
 
 
 def safe_stem(file_name: str) -> str:
-    """A file-system-safe stem from the last component of a source ``file_name``.
+    r"""A file-system-safe stem from the last component of a source ``file_name``.
 
-    >>> safe_stem("C:\\\\data\\\\scène 3.PNG")
+    >>> safe_stem("C:\\data\\scène 3.PNG")
     'scène_3'
     """
     last = PureWindowsPath(PurePosixPath(str(file_name)).name).name

@@ -3,7 +3,7 @@
 The options objects refuse a bad value when they are constructed, before any file is read or a
 model is loaded, with one :class:`~inpaint_aug.errors.OptionsError` that names the option, the
 value and what is allowed. The command line builds them from its flags and lists no choice of
-its own: the ``str`` Enums below are its choices.
+its own: the ``str`` Enums of :mod:`inpaint_aug.choices` are its choices.
 
 Example:
     >>> PlanSettings(steps=4, strength=0.2)  # doctest: +ELLIPSIS
@@ -23,84 +23,12 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+from inpaint_aug.choices import Device, Dtype, ExportFormat, ImageFormat, Preset, Region, Split
 from inpaint_aug.errors import OptionsError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 TINY_MODEL = "tiny-random"
 LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
-
-
-class Choice(str, Enum):
-    """A ``str`` Enum whose ``str()`` is its value (typer shows these as choices)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    @classmethod
-    def parse(cls, option: str, value: Any) -> Choice:
-        """The member for ``value`` (a member or its string), or an OptionsError."""
-        try:
-            return value if isinstance(value, cls) else cls(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in cls)
-            raise OptionsError(option, value, f"one of {allowed}") from None
-
-
-class Region(Choice):
-    """What the model may repaint: the mask when there is one (else the box), or either."""
-
-    auto = "auto"
-    mask = "mask"
-    box = "box"
-
-
-class Device(Choice):
-    """Where the model runs; ``auto`` picks cuda, then mps, then cpu."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-class Dtype(Choice):
-    """Model precision; ``auto`` is fp16 on a GPU, fp32 on the CPU."""
-
-    auto = "auto"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    fp32 = "fp32"
-
-
-class ImageFormat(Choice):
-    """Output image encoding; ``auto`` keeps JPEG sources JPEG and writes PNG for the rest."""
-
-    auto = "auto"
-    png = "png"
-    jpg = "jpg"
-
-
-class ExportFormat(Choice):
-    """What is written besides the COCO dataset (``yolo``/``yolo-seg`` also write OUT/yolo/)."""
-
-    coco = "coco"
-    yolo = "yolo"
-    yolo_seg = "yolo-seg"
-
-
-class Split(Choice):
-    """The split name a YOLO export is written under."""
-
-    train = "train"
-    val = "val"
-    test = "test"
-
-
-class Preset(Choice):
-    """``fast`` is the few-step mode: an LCM-LoRA, 4 steps, guidance 1."""
-
-    quality = "quality"
-    fast = "fast"
 
 
 def _flag(name: str) -> str:
@@ -124,7 +52,9 @@ def check_number(name: str, value: Any, low: float, high: float = math.inf) -> N
 
 
 def check_schedule(steps: int, strength: float, where: str = "") -> None:
-    """diffusers runs ``int(steps * strength)`` denoising steps; refuse fewer than one.
+    """Refuse steps and strength that give diffusers no denoising step.
+
+    diffusers runs ``int(steps * strength)`` denoising steps; fewer than one is an error.
 
     Args:
         steps: denoising steps.
@@ -147,7 +77,7 @@ class PlanSettings:
     Attributes:
         seed: base seed; each edit derives its own from it.
         copies: augmented variants per source image.
-        region: what the model may repaint (:class:`Region`).
+        region: what the model may repaint (:class:`~inpaint_aug.choices.Region`).
         dilate: grow each region by this many pixels.
         feather: soften the paste-back edge over this many pixels (inside the region).
         min_size: skip objects whose box is smaller than this on a side.
@@ -202,8 +132,8 @@ class ModelOptions:
 
     Attributes:
         model: hub id, local diffusers folder, ``.safetensors`` file, or ``tiny-random``.
-        device: :class:`Device`.
-        dtype: :class:`Dtype`.
+        device: :class:`~inpaint_aug.choices.Device`.
+        dtype: :class:`~inpaint_aug.choices.Dtype`.
         compile: ``torch.compile`` the UNet (batches are padded to one shape: one compile).
         cpu_offload: move sub-models to the GPU only while they run (small GPUs; slower).
         vae_slicing: decode a batch one image at a time (less memory for large batches).
@@ -282,15 +212,11 @@ class RunOptions:
         if self.preset is Preset.fast:
             object.__setattr__(self, "plan", replace(self.plan, steps=4, guidance=1.0))
             object.__setattr__(self, "lcm_lora", self.lcm_lora or LCM_LORA)
-        ModelOptions(*self._model_fields())  # checks device, dtype, model, flags
-
-    def _model_fields(self) -> tuple[Any, ...]:
-        return (self.model, self.device, self.dtype, self.compile, self.cpu_offload,
-                self.vae_slicing, self.lcm_lora)  # fmt: skip
+        self.model_options()  # checks device, dtype, model, flags
 
     def model_options(self) -> ModelOptions:
-        """The model-loading part of the options."""
-        return ModelOptions(*self._model_fields())
+        """The model-loading part of the options (the fields both classes share)."""
+        return ModelOptions(**{f.name: getattr(self, f.name) for f in fields(ModelOptions)})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths and choices as strings), as run.json records them."""

@@ -7,15 +7,16 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
 # One intra-op thread for the tiny model: the engine's own threads use the other core, and on a
-# loaded machine (parallel jobs) OpenMP spin-waits make more threads many times slower.
-torch.set_num_threads(1)
+# loaded machine (parallel jobs) OpenMP spin-waits make more threads many times slower. Set
+# before torch loads, so it holds wherever a test builds a model (torch reads it when it is first
+# imported, by a fixture or by the engine); conftest itself never imports torch, so the tests
+# that need no model run without it.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "datasets" / "shapes"
@@ -24,8 +25,11 @@ SAMPLE = ROOT / "datasets" / "shapes"
 @pytest.fixture(scope="session")
 def tiny_inpainter():
     """The tiny random-weight model, built once per test session."""
+    import torch
+
     from inpaint_aug.pipeline.backend import DiffusersInpainter
 
+    torch.set_num_threads(1)  # also when torch was loaded before this file set OMP_NUM_THREADS
     return DiffusersInpainter.load("tiny-random", device="cpu")
 
 

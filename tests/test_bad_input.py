@@ -81,8 +81,15 @@ def case(tmp_path) -> Case:
 def run_case(case: Case, inpainter, **kw) -> tuple[dict, dict, Path]:
     """Run in-process; return (annotations.json, run.json, OUT)."""
     out = case.tmp / "out"
-    options = RunOptions(coco=case.coco, prompts=case.prompts, out=out, model="tiny-random",
-                         batch_size=4, plan=kw.pop("plan", PLAN), **kw)  # fmt: skip
+    options = RunOptions(
+        coco=case.coco,
+        prompts=case.prompts,
+        out=out,
+        model="tiny-random",
+        batch_size=4,
+        plan=kw.pop("plan", PLAN),
+        **kw,
+    )
     run(options, inpainter=inpainter)
     data = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
     report = json.loads((out / "run.json").read_text(encoding="utf-8"))
@@ -182,7 +189,7 @@ DATASET_FATAL = [
         _write_text('{"images": [\n  {"id": 1,}\n]}'),
         ["invalid JSON", "line 2", "column"],
         id="json-syntax",
-    ),  # fmt: skip
+    ),
     pytest.param(_write_text(""), ["empty"], id="json-empty"),
     pytest.param(_write_text("[1, 2]"), ["expected a JSON object"], id="json-list"),
     pytest.param(_drop_key("images"), ["'images'"], id="missing-images"),
@@ -199,8 +206,16 @@ DATASET_FATAL = [
 def test_fatal_dataset(case, mutate, needles, no_model):
     mutate(case)
     out = case.tmp / "out"
-    code, stdout, stderr = cli("run", str(case.coco), "--prompts", str(case.prompts),
-                               "--out", str(out), "--model", "tiny-random")  # fmt: skip
+    code, stdout, stderr = cli(
+        "run",
+        str(case.coco),
+        "--prompts",
+        str(case.prompts),
+        "--out",
+        str(out),
+        "--model",
+        "tiny-random",
+    )
     assert code == 1
     assert_one_error_line(code, stdout, stderr, case.coco.name, *needles)
     assert not out.exists(), "a fatal input error must not create --out"
@@ -222,18 +237,18 @@ PROMPT_FATAL = [
         _prompts("classes:\n  dragon:\n    prompt: 'a dragon'\n"),
         ["dragon", "circle", "square", "triangle"],
         id="unknown-class",
-    ),  # fmt: skip
+    ),
     pytest.param(
         _prompts("default:\n  prompt: 'a {colour} {name}'\n"),
         ["{colour}", "not defined"],
         id="undefined-placeholder",
-    ),  # fmt: skip
+    ),
     pytest.param(_prompts("default:\n  prompt: []\n"), ["non-empty list"], id="empty-prompt-list"),
     pytest.param(
         _prompts("default:\n  prompt: 'a {name}'\n  strength: high\n"),
         ["strength", "'high'"],
         id="strength-not-a-number",
-    ),  # fmt: skip
+    ),
     pytest.param(_duplicate_name, ["circle", "by its id"], id="duplicated-category-name"),
 ]
 
@@ -242,8 +257,16 @@ PROMPT_FATAL = [
 def test_fatal_prompts(case, mutate, needles, no_model):
     mutate(case)
     out = case.tmp / "out"
-    code, stdout, stderr = cli("run", str(case.coco), "--prompts", str(case.prompts),
-                               "--out", str(out), "--model", "tiny-random")  # fmt: skip
+    code, stdout, stderr = cli(
+        "run",
+        str(case.coco),
+        "--prompts",
+        str(case.prompts),
+        "--out",
+        str(out),
+        "--model",
+        "tiny-random",
+    )
     assert code == 1
     assert_one_error_line(code, stdout, stderr, case.prompts.name, *needles)
     assert not out.exists()
@@ -270,7 +293,7 @@ MODEL_FATAL = [
         lambda _t: "nobody/nothing-here",
         ["nobody/nothing-here", "ffline", "--model DIR"],
         id="hub-id-offline",
-    ),  # fmt: skip
+    ),
     pytest.param(_ckpt, ["model.ckpt", ".safetensors", "no pickles"], id="ckpt-pickle"),
 ]
 
@@ -279,9 +302,18 @@ MODEL_FATAL = [
 @pytest.mark.filterwarnings("ignore::UserWarning")  # huggingface_hub deprecation chatter
 def test_fatal_model(case, make, needles):
     model = make(case.tmp)
-    code, stdout, stderr = cli("run", str(case.coco), "--prompts", str(case.prompts),
-                               "--out", str(case.tmp / "out"), "--model", model,
-                               "--device", "cpu")  # fmt: skip
+    code, stdout, stderr = cli(
+        "run",
+        str(case.coco),
+        "--prompts",
+        str(case.prompts),
+        "--out",
+        str(case.tmp / "out"),
+        "--model",
+        model,
+        "--device",
+        "cpu",
+    )
     assert code == 1
     assert_one_error_line(code, stdout, stderr, *needles)
     assert not (case.tmp / "out").exists(), "the model loads before anything is written"
@@ -566,8 +598,9 @@ def _check_same_stem(c: Case, data: dict, report: dict, out: Path) -> None:
     assert not np.array_equal(*(decode(out / n) for n in names))
 
 
-def item(mutate, skip: str | None, n_images: int, check=None, *, id: str, tiny: bool = False,
-         marks=()):  # fmt: skip
+def item(
+    mutate, skip: str | None, n_images: int, check=None, *, id: str, tiny: bool = False, marks=()
+):
     """One per-item case: expected skip ``kind/reason`` (or none), images written, extra check.
 
     ``tiny=True`` runs the real tiny model; the others use a shape-checking stand-in (the
@@ -579,31 +612,87 @@ PER_ITEM = [
     # annotations
     item(_ann(_set(image_id=999)), "annotation/unknown-image", 2, _dropped, id="ann-unknown-image"),
     item(_ann(_set(image_id=[1])), "annotation/unknown-image", 2, _dropped, id="ann-list-image-id"),
-    item(_ann(_set(category_id={"id": 1})), "annotation/unknown-category", 2, _dropped,
-         id="ann-dict-category-id"),
-    item(_ann(_set(category_id=999)), "annotation/unknown-category", 2, _dropped,
-         id="ann-unknown-category"),
-    item(_ann(_set(segmentation=[[10, 10, 20, 10]])), "annotation/bad-segmentation", 2, _dropped,
-         id="polygon-4-numbers"),
-    item(_ann(_set(segmentation=[[10, 10, 20, 10, 20, 20, 10]])), "annotation/bad-segmentation",
-         2, _dropped, id="polygon-odd-count"),
-    item(_ann(_set(segmentation=[["a", "b", "c", "d", "e", "f"]])),
-         "annotation/bad-segmentation", 2, _dropped, id="polygon-strings"),
+    item(
+        _ann(_set(category_id={"id": 1})),
+        "annotation/unknown-category",
+        2,
+        _dropped,
+        id="ann-dict-category-id",
+    ),
+    item(
+        _ann(_set(category_id=999)),
+        "annotation/unknown-category",
+        2,
+        _dropped,
+        id="ann-unknown-category",
+    ),
+    item(
+        _ann(_set(segmentation=[[10, 10, 20, 10]])),
+        "annotation/bad-segmentation",
+        2,
+        _dropped,
+        id="polygon-4-numbers",
+    ),
+    item(
+        _ann(_set(segmentation=[[10, 10, 20, 10, 20, 20, 10]])),
+        "annotation/bad-segmentation",
+        2,
+        _dropped,
+        id="polygon-odd-count",
+    ),
+    item(
+        _ann(_set(segmentation=[["a", "b", "c", "d", "e", "f"]])),
+        "annotation/bad-segmentation",
+        2,
+        _dropped,
+        id="polygon-strings",
+    ),
     item(_ann(_polygon_outside), "annotation/empty-mask", 2, _dropped, id="polygon-outside"),
     item(_ann(_box_only), None, 2, _check_box_only, id="segmentation-empty-box-only", tiny=True),
-    item(_ann(_set(segmentation={"size": [10, 10], "counts": [100]})),
-         "annotation/bad-segmentation", 2, _dropped, id="rle-wrong-size"),
-    item(_ann(lambda a: a["bbox"].__setitem__(2, 0)), "annotation/bad-box", 2, _dropped,
-         id="box-zero-width"),
-    item(_ann(lambda a: a["bbox"].__setitem__(3, -5)), "annotation/bad-box", 2, _dropped,
-         id="box-negative-height"),
+    item(
+        _ann(_set(segmentation={"size": [10, 10], "counts": [100]})),
+        "annotation/bad-segmentation",
+        2,
+        _dropped,
+        id="rle-wrong-size",
+    ),
+    item(
+        _ann(lambda a: a["bbox"].__setitem__(2, 0)),
+        "annotation/bad-box",
+        2,
+        _dropped,
+        id="box-zero-width",
+    ),
+    item(
+        _ann(lambda a: a["bbox"].__setitem__(3, -5)),
+        "annotation/bad-box",
+        2,
+        _dropped,
+        id="box-negative-height",
+    ),
     item(_ann(_set(bbox="10,10,20,20")), "annotation/bad-box", 2, _dropped, id="box-a-string"),
-    item(_ann(_set(segmentation=[], bbox=[100, 70, 60, 50])), None, 2, _check_clipped,
-         id="box-partly-outside", tiny=True),
-    item(_ann(_set(segmentation=[], bbox=[200, 10, 20, 20])), "annotation/box-outside-image", 2,
-         _dropped, id="box-wholly-outside"),
-    item(_ann(_set(segmentation=[], bbox=[2, 2, 5, 5])), "edit/too-small", 2, _carried_not_edited,
-         id="smaller-than-min-size"),
+    item(
+        _ann(_set(segmentation=[], bbox=[100, 70, 60, 50])),
+        None,
+        2,
+        _check_clipped,
+        id="box-partly-outside",
+        tiny=True,
+    ),
+    item(
+        _ann(_set(segmentation=[], bbox=[200, 10, 20, 20])),
+        "annotation/box-outside-image",
+        2,
+        _dropped,
+        id="box-wholly-outside",
+    ),
+    item(
+        _ann(_set(segmentation=[], bbox=[2, 2, 5, 5])),
+        "edit/too-small",
+        2,
+        _carried_not_edited,
+        id="smaller-than-min-size",
+    ),
     item(_ann(_set(iscrowd=1)), "edit/crowd", 2, _carried_not_edited, id="crowd"),
     item(_ids_zero, None, 2, _check_ids_zero, id="ids-zero"),
     # images
@@ -611,34 +700,74 @@ PER_ITEM = [
     item(_empty_image, "image/image-unreadable", 1, id="image-zero-bytes"),
     item(_truncated_jpeg, "image/image-unreadable", 1, id="image-truncated-jpeg"),
     item(_text_as_jpg, "image/image-unreadable", 1, id="image-text-named-jpg"),
-    item(_to_mode(lambda im: im.convert("L")), None, 2, _check_converted("gray", True),
-         id="image-gray-png"),
-    item(_to_mode(lambda im: im.convert("RGBA")), None, 2, _check_converted("rgba", True),
-         id="image-rgba-png"),
-    item(_to_mode(lambda im: im.convert("CMYK"), ".jpg"), None, 2, _check_converted("cmyk", False),
-         id="image-cmyk-jpeg"),
-    item(_to_mode(_gray16), None, 2, _check_converted("gray16", True), id="image-16bit-png",
-         tiny=True),
-    item(_to_mode(lambda im: im.convert("P")), None, 2, _check_converted("palette", True),
-         id="image-palette-png"),
+    item(
+        _to_mode(lambda im: im.convert("L")),
+        None,
+        2,
+        _check_converted("gray", True),
+        id="image-gray-png",
+    ),
+    item(
+        _to_mode(lambda im: im.convert("RGBA")),
+        None,
+        2,
+        _check_converted("rgba", True),
+        id="image-rgba-png",
+    ),
+    item(
+        _to_mode(lambda im: im.convert("CMYK"), ".jpg"),
+        None,
+        2,
+        _check_converted("cmyk", False),
+        id="image-cmyk-jpeg",
+    ),
+    item(
+        _to_mode(_gray16),
+        None,
+        2,
+        _check_converted("gray16", True),
+        id="image-16bit-png",
+        tiny=True,
+    ),
+    item(
+        _to_mode(lambda im: im.convert("P")),
+        None,
+        2,
+        _check_converted("palette", True),
+        id="image-palette-png",
+    ),
     item(_exif_rotated, None, 2, _check_upright, id="image-exif-rotated-jpeg", tiny=True),
     item(_edit_image(1, _set(width=200)), "image/size-mismatch", 1, id="image-size-mismatch"),
     item(_edit_image(1, lambda im: im.pop("height")), "image/bad-size", 1, id="image-no-height"),
     item(_edit_image(1, _set(file_name="")), "image/no-file-name", 1, id="image-no-file-name"),
     item(_save_after(_large), None, 2, _check_large, id="image-large-4000x3000", tiny=True),
-    item(_rename(0, "scène über 01.png"), None, 2, _check_written(0, "sc"),
-         id="image-unicode-spaces", tiny=True),
+    item(
+        _rename(0, "scène über 01.png"),
+        None,
+        2,
+        _check_written(0, "sc"),
+        id="image-unicode-spaces",
+        tiny=True,
+    ),
     # paths
-    item(_move_outside(0, absolute=False), None, 2, _check_written(0, "escape"),
-         id="path-dotdot"),
-    item(_move_outside(0, absolute=True), None, 2, _check_written(0, "abs_image"),
-         id="path-absolute"),
-    item(_edit_image(1, _set(file_name="../../../../../../nowhere/x.png")), "image/image-missing",
-         1, id="path-dotdot-missing"),
-    item(_edit_image(1, _set(file_name="/nonexistent-inpaint-aug/x.png")), "image/image-missing",
-         1, id="path-absolute-missing"),
+    item(_move_outside(0, absolute=False), None, 2, _check_written(0, "escape"), id="path-dotdot"),
+    item(
+        _move_outside(0, absolute=True), None, 2, _check_written(0, "abs_image"), id="path-absolute"
+    ),
+    item(
+        _edit_image(1, _set(file_name="../../../../../../nowhere/x.png")),
+        "image/image-missing",
+        1,
+        id="path-dotdot-missing",
+    ),
+    item(
+        _edit_image(1, _set(file_name="/nonexistent-inpaint-aug/x.png")),
+        "image/image-missing",
+        1,
+        id="path-absolute-missing",
+    ),
     item(_same_stem, None, 2, _check_same_stem, id="path-same-stem-two-folders"),
-]  # fmt: skip
+]
 
 
 class StandIn:
@@ -666,8 +795,12 @@ def test_per_item(case, request, mutate, skip, n_images, check, tiny):
     inpainter = request.getfixturevalue("tiny_inpainter") if tiny else StandIn()
     data, report, out = run_case(case, inpainter)
     assert listing(case.tmp, out) == before, "something was written outside --out"
-    assert {p.name for p in out.iterdir()} == {"annotations.json", "run.json", "images",
-                                               ".inpaint_aug"}  # fmt: skip
+    assert {p.name for p in out.iterdir()} == {
+        "annotations.json",
+        "run.json",
+        "images",
+        ".inpaint_aug",
+    }
     skipped = report["counts"]["skipped"]
     wanted = {skip: 1} if skip else {}
     assert skipped == wanted, report["skipped"]
@@ -756,9 +889,24 @@ def test_per_item_skips_are_listed_on_the_cli(case, tiny_inpainter, monkeypatch)
     case.data["annotations"][0]["category_id"] = 999
     case.save()
     out = case.tmp / "out"
-    code, stdout, stderr = cli("run", str(case.coco), "--prompts", str(case.prompts),
-                               "--out", str(out), "--model", "tiny-random", "--resolution", "64",
-                               "--steps", "1", "--guidance", "1", "--min-size", "8")  # fmt: skip
+    code, stdout, stderr = cli(
+        "run",
+        str(case.coco),
+        "--prompts",
+        str(case.prompts),
+        "--out",
+        str(out),
+        "--model",
+        "tiny-random",
+        "--resolution",
+        "64",
+        "--steps",
+        "1",
+        "--guidance",
+        "1",
+        "--min-size",
+        "8",
+    )
     assert code == 0, stderr
     assert "Traceback" not in stdout + stderr
     assert "(image/image-missing)" in stdout
@@ -772,8 +920,22 @@ def test_per_item_skips_are_listed_on_the_cli(case, tiny_inpainter, monkeypatch)
 def test_a_model_error_leaves_out_reusable(case, tiny_inpainter, monkeypatch):
     """The model loads before anything is written: a typo in --model does not block --out."""
     out = case.tmp / "out"
-    base = ["run", str(case.coco), "--prompts", str(case.prompts), "--out", str(out),
-            "--resolution", "64", "--steps", "1", "--guidance", "1", "--min-size", "8"]  # fmt: skip
+    base = [
+        "run",
+        str(case.coco),
+        "--prompts",
+        str(case.prompts),
+        "--out",
+        str(out),
+        "--resolution",
+        "64",
+        "--steps",
+        "1",
+        "--guidance",
+        "1",
+        "--min-size",
+        "8",
+    ]
     code, stdout, stderr = cli(*base, "--model", _not_a_model_dir(case.tmp), "--device", "cpu")
     assert_one_error_line(code, stdout, stderr, "not a diffusers model folder")
     monkeypatch.setattr(DiffusersInpainter, "load", classmethod(lambda *_a, **_k: tiny_inpainter))

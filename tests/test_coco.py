@@ -13,7 +13,6 @@ from inpaint_aug.dataset.coco import (
     find_image_root,
     load_coco,
     read_json,
-    save_json_atomic,
 )
 from inpaint_aug.errors import DatasetError
 from inpaint_aug.pipeline.plan import ImageJob
@@ -410,19 +409,6 @@ def test_find_image_root_samples_the_first_images(tmp_path):
     images = [{"file_name": f"{i}.png"} for i in range(30)]
     touch_images(tmp_path / "images", names=[f"{i}.png" for i in range(20)])
     assert find_image_root(tmp_path / "a.json", images, sample=20) == tmp_path / "images"
-
-
-# --- atomic save -----------------------------------------------------------------------------
-
-
-def test_save_json_atomic(tmp_path):
-    path = tmp_path / "out.json"
-    path.write_text("old", encoding="utf-8")
-    data = {"name": "scène", "n": [1, 2]}
-    save_json_atomic(data, path)
-    assert json.loads(path.read_text(encoding="utf-8")) == data
-    assert "scène" in path.read_text(encoding="utf-8")  # not escaped
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
 def test_load_does_not_mutate_or_copy_input(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_edit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -16,29 +17,11 @@ from inpaint_aug.dataset.images import encode_image, load_image, output_format, 
 from inpaint_aug.errors import ItemError
 from inpaint_aug.files import write_bytes as write_atomic
 from inpaint_aug.pipeline.crops import cut, object_mask, paste, region_mask, resize
-from inpaint_aug.pipeline.plan import Edit
 
 # pycocotools 2.0.x + numpy 2 warn inside mask.decode; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def make_edit(window: geo.Window, ann_index=0, region="mask", protect=()) -> Edit:
-    return Edit(
-        ann_index=ann_index,
-        annotation_id=ann_index + 1,
-        category_id=1,
-        region=region,
-        window=window,
-        protect=tuple(protect),
-        prompt="p",
-        negative_prompt="",
-        seed=0,
-        steps=1,
-        guidance=1.0,
-        strength=1.0,
-    )
 
 
 def square(x, y, w, h):
@@ -229,7 +212,7 @@ def test_cut_at_borders(window):
     image = gradient(height, width)
     ann = square(-20, -20, 100, 100)  # covers everything, image and beyond
     size = (width, height)
-    edit = make_edit(window)
+    edit = make_edit(window=window)
     region = region_mask(edit, (ann,), size, 0)
     inside = geo.box_mask((0, 0, width, height), window)
     assert np.array_equal(region, inside)  # the region never leaves the image
@@ -249,7 +232,7 @@ def test_cut_at_borders(window):
 def test_cut_at_border_with_resize_keeps_mask_off_outside_pixels():
     height, width = 30, 40
     window = geo.Window(-24, -24, 48)  # half the window lies outside the image
-    edit = make_edit(window)
+    edit = make_edit(window=window)
     region = region_mask(edit, (square(0, 0, 40, 30),), (width, height), 3)
     crop = cut(gradient(height, width), edit.window, region, 32, feather=2)
     assert crop.pixels.shape == (32, 32, 3) and crop.mask.shape == (32, 32)
@@ -264,7 +247,7 @@ def test_cut_of_a_tiny_object():
     ann = square(9, 9, 1, 1)
     window = geo.crop_window((9, 9, 10, 10), (20, 20), padding=0.5, min_side=1)
     assert window.side == 2
-    edit = make_edit(window, region="mask")
+    edit = make_edit(window=window, region="mask")
     region = region_mask(edit, (ann,), (20, 20), 0)
     assert region.sum() == 1
     crop = cut(image, edit.window, region, 16, feather=3)
@@ -289,7 +272,7 @@ def test_cut_downscales_with_area_filter():
 def test_region_mask_excludes_other_objects_masks():
     anns = (square(10, 10, 20, 20), square(25, 10, 10, 10), square(0, 35, 4, 4))
     window = geo.Window(0, 0, 40)
-    edit = make_edit(window, ann_index=0, protect=(1, 2))
+    edit = make_edit(window=window, ann_index=0, protect=(1, 2))
     region = region_mask(edit, anns, (40, 40), 2)
     own = geo.dilate(object_mask(anns[0], "mask", (40, 40), window), 2)
     other = object_mask(anns[1], "auto", (40, 40), window)
@@ -300,7 +283,7 @@ def test_region_mask_excludes_other_objects_masks():
 
 def test_region_mask_protects_by_box_when_no_mask():
     anns = (square(10, 10, 20, 20), {"bbox": [20, 20, 5, 5], "category_id": 1})
-    edit = make_edit(geo.Window(0, 0, 40), protect=(1,))
+    edit = make_edit(window=geo.Window(0, 0, 40), protect=(1,))
     region = region_mask(edit, anns, (40, 40), 0)
     assert not region[20:25, 20:25].any() and region[10:20, 10:30].all()
 
@@ -308,15 +291,15 @@ def test_region_mask_protects_by_box_when_no_mask():
 def test_region_mask_box_region_uses_the_box():
     ann = {"bbox": [10, 10, 10, 10], "segmentation": [[10, 10, 20, 10, 10, 20]], "category_id": 1}
     window = geo.Window(0, 0, 32)
-    box_region = region_mask(make_edit(window, region="box"), (ann,), (32, 32), 0)
-    mask_region = region_mask(make_edit(window), (ann,), (32, 32), 0)
+    box_region = region_mask(make_edit(window=window, region="box"), (ann,), (32, 32), 0)
+    mask_region = region_mask(make_edit(window=window), (ann,), (32, 32), 0)
     assert box_region.sum() == 100 and mask_region.sum() < 100
     assert (mask_region & ~box_region).sum() == 0
 
 
 def test_region_mask_fully_occluded_raises():
     anns = (square(10, 10, 5, 5), square(5, 5, 20, 20))
-    edit = make_edit(geo.Window(0, 0, 32), protect=(1,))
+    edit = make_edit(window=geo.Window(0, 0, 32), protect=(1,))
     with pytest.raises(ItemError) as err:
         region_mask(edit, anns, (32, 32), 2)
     assert err.value.reason == "occluded"

@@ -37,22 +37,26 @@ def outputs(out) -> dict:
 
 def test_out_of_memory_halves_the_batch_and_goes_on(shapes, prompts_file, tmp_path, caplog):
     model = Invert(limit=2)
-    options = RunOptions(coco=shapes, prompts=prompts_file, out=tmp_path / "a", batch_size=8,
-                         plan=PLAN)  # fmt: skip
+    options = RunOptions(
+        coco=shapes, prompts=prompts_file, out=tmp_path / "a", batch_size=8, plan=PLAN
+    )
     with caplog.at_level(logging.WARNING):
         report = run(options, inpainter=model)
     assert report.objects_edited > 0 and not report.skip_counts().get("edit/model-output-invalid")
     assert 8 in model.sizes and 4 in model.sizes and set(model.sizes[2:]) == {2}
     assert "going on with --batch-size 2" in caplog.text
-    reference = run(RunOptions(coco=shapes, prompts=prompts_file, out=tmp_path / "b",
-                               batch_size=2, plan=PLAN), inpainter=Invert())  # fmt: skip
+    reference = run(
+        RunOptions(coco=shapes, prompts=prompts_file, out=tmp_path / "b", batch_size=2, plan=PLAN),
+        inpainter=Invert(),
+    )
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
     assert reference.objects_edited == report.objects_edited
 
 
 def test_out_of_memory_at_batch_one_is_a_clear_failure(shapes, prompts_file, tmp_path):
-    options = RunOptions(coco=shapes, prompts=prompts_file, out=tmp_path / "o", batch_size=2,
-                         plan=PLAN)  # fmt: skip
+    options = RunOptions(
+        coco=shapes, prompts=prompts_file, out=tmp_path / "o", batch_size=2, plan=PLAN
+    )
     with pytest.raises(OutputError, match="cpu-offload"):
         run(options, inpainter=Invert(limit=0))
     assert not (tmp_path / "o" / "annotations.json").exists()
@@ -61,8 +65,14 @@ def test_out_of_memory_at_batch_one_is_a_clear_failure(shapes, prompts_file, tmp
 @pytest.mark.parametrize("workers", [1, 3])
 def test_results_do_not_depend_on_worker_threads(shapes, prompts_file, tmp_path, workers):
     def go(name: str, w: int) -> dict:
-        options = RunOptions(coco=shapes, prompts=prompts_file, out=tmp_path / name,
-                             batch_size=3, workers=w, plan=PLAN)  # fmt: skip
+        options = RunOptions(
+            coco=shapes,
+            prompts=prompts_file,
+            out=tmp_path / name,
+            batch_size=3,
+            workers=w,
+            plan=PLAN,
+        )
         run(options, inpainter=Invert())
         return outputs(tmp_path / name)
 

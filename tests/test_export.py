@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from helpers import rle_encode, rle_uncompressed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -58,10 +59,8 @@ def make_coco(root: Path) -> tuple[dict, Path]:
         path = image_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
-    rle = mask_utils.encode(np.asfortranarray(_rle_mask()))
-    rle["counts"] = rle["counts"].decode("ascii")  # string counts, as in a JSON file
+    rle = rle_encode(_rle_mask())  # string counts, as in a JSON file
     crowd = mask_utils.frPyObjects([[10, 60, 40, 60, 40, 90, 10, 90]], 120, 200)[0]
-    crowd_counts = [int(v) for v in mask_utils.decode(crowd).ravel(order="F")]  # dummy
     annotations = [
         # 1: one polygon (circle, COCO id 0)
         {
@@ -110,7 +109,7 @@ def make_coco(root: Path) -> tuple[dict, Path]:
             "category_id": 0,
             "bbox": [10, 60, 30, 30],
             "iscrowd": 1,
-            "segmentation": {"size": [120, 200], "counts": _uncompressed(crowd_counts)},
+            "segmentation": rle_uncompressed(mask_utils.decode(crowd)),  # size [120, 200]
         },
         # 6: unknown category: skipped
         {"id": 6, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5], "iscrowd": 0},
@@ -133,19 +132,6 @@ def make_coco(root: Path) -> tuple[dict, Path]:
     ]
     coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
     return coco, image_dir
-
-
-def _uncompressed(flat: list[int]) -> list[int]:
-    """Uncompressed RLE counts (runs starting with zeros) of a flat column-major 0/1 list."""
-    counts, current, run = [], 0, 0
-    for v in flat:
-        if v == current:
-            run += 1
-        else:
-            counts.append(run)
-            current, run = v, 1
-    counts.append(run)
-    return counts
 
 
 EXPORTED = {1: [1, 2, 3, 4], 2: [8, 9], 3: []}  # image id -> annotation ids that become rows

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import rle_encode, rle_uncompressed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
@@ -21,26 +22,6 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 def full_mask(seg, height: int, width: int) -> np.ndarray:
     """The reference: pycocotools' own full-image decode."""
     return mask_utils.decode(geo.to_rle(seg, height, width)).astype(bool)
-
-
-def encode(mask: np.ndarray) -> dict:
-    """Compressed RLE with ``str`` counts, as COCO JSON stores it."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
-
-
-def uncompressed(mask: np.ndarray) -> dict:
-    """Uncompressed RLE (column-major run lengths starting with a run of zeros)."""
-    flat = mask.astype(np.uint8).flatten(order="F")
-    counts, value, run = [], 0, 0
-    for px in flat:
-        if px == value:
-            run += 1
-        else:
-            counts.append(run)
-            value, run = px, 1
-    counts.append(run)
-    return {"size": list(mask.shape), "counts": counts}
 
 
 # --- boxes ----------------------------------------------------------------------------------
@@ -197,7 +178,7 @@ def test_to_rle_multi_part_polygon_is_the_union():
 def test_to_rle_string_counts_round_trip():
     rng = np.random.default_rng(0)
     mask = rng.random((13, 17)) > 0.6
-    rle = geo.to_rle(encode(mask), 13, 17)
+    rle = geo.to_rle(rle_encode(mask), 13, 17)
     assert isinstance(rle["counts"], bytes)
     assert np.array_equal(mask_utils.decode(rle).astype(bool), mask)
 
@@ -206,7 +187,7 @@ def test_to_rle_list_counts_are_column_major():
     mask = np.zeros((3, 4), bool)
     mask[0, 1] = mask[1, 1] = mask[2, 3] = True  # column-major: 3 zeros, 2 ones, ...
     seg = {"size": [3, 4], "counts": [3, 2, 6, 1]}
-    assert seg == uncompressed(mask)
+    assert seg == rle_uncompressed(mask)
     assert np.array_equal(full_mask(seg, 3, 4), mask)
     assert mask_utils.area(geo.to_rle(seg, 3, 4)) == 3
 
@@ -215,8 +196,8 @@ def test_rle_counts_decodes_compressed_strings():
     rng = np.random.default_rng(1)
     for shape in [(1, 1), (5, 7), (64, 3), (40, 50)]:
         mask = rng.random(shape) > 0.5
-        counts = geo.rle_counts(encode(mask))
-        assert counts.tolist() == uncompressed(mask)["counts"]
+        counts = geo.rle_counts(rle_encode(mask))
+        assert counts.tolist() == rle_uncompressed(mask)["counts"]
 
 
 @pytest.mark.parametrize(
@@ -270,7 +251,7 @@ segmentation = st.one_of(
 def test_segmentation_area_is_the_decoded_mask_sum(seg):
     area = geo.segmentation_area(seg, [0, 0, 1, 1], 30, 40)
     assert area == full_mask(seg, 30, 40).sum()
-    as_rle = encode(full_mask(seg, 30, 40))
+    as_rle = rle_encode(full_mask(seg, 30, 40))
     assert geo.segmentation_area(as_rle, [0, 0, 1, 1], 30, 40) == area
 
 
@@ -289,7 +270,7 @@ def test_window_mask_is_the_full_mask_sliced(seg, x0, y0, side, as_rle):
     height, width = 30, 40
     full = full_mask(seg, height, width)
     if as_rle:
-        seg = encode(full)
+        seg = rle_encode(full)
     window = geo.Window(x0, y0, side)
     got = geo.window_mask(seg, height, width, window)
     assert got.shape == (side, side) and got.dtype == bool
@@ -314,7 +295,7 @@ def test_window_mask_is_empty_outside_the_image(window):
 def test_window_mask_uncompressed_rle():
     mask = np.zeros((6, 8), bool)
     mask[1:4, 2:7] = True
-    got = geo.window_mask(uncompressed(mask), 6, 8, geo.Window(1, -1, 8))
+    got = geo.window_mask(rle_uncompressed(mask), 6, 8, geo.Window(1, -1, 8))
     assert np.array_equal(got, geo.slice_window(mask, geo.Window(1, -1, 8)))
     assert got.sum() == 15
 

@@ -18,16 +18,39 @@ PACKAGE = Path(__file__).resolve().parents[1] / "inpaint_aug"
 
 # Flow order. A module may import any module listed before it, never one after it.
 ORDER = [
-    "version", "errors", "geometry", "files", "options",
-    "dataset.coco", "dataset.prompts", "dataset.images",
-    "exporters.yolo_labels", "exporters.yolo_layout", "exporters.yolo",
-    "pipeline.plan", "pipeline.crops", "pipeline.tiny", "pipeline.backend", "pipeline.batch",
-    "pipeline.records", "pipeline.journal", "pipeline.report", "pipeline.signals",
-    "pipeline.engine", "pipeline.run",
-    "inspect.sheet", "inspect.validate", "inspect.preview",
+    "version",
+    "errors",
+    "choices",
+    "geometry",
+    "files",
+    "options",
+    "dataset.coco",
+    "dataset.prompts",
+    "dataset.images",
+    "exporters.yolo_labels",
+    "exporters.yolo_layout",
+    "exporters.yolo",
+    "pipeline.plan",
+    "pipeline.crops",
+    "pipeline.tiny",
+    "pipeline.backend",
+    "pipeline.batch",
+    "pipeline.records",
+    "pipeline.journal",
+    "pipeline.report",
+    "pipeline.signals",
+    "pipeline.engine",
+    "pipeline.run",
+    "inspect.sheet",
+    "inspect.validate",
+    "inspect.preview",
     "demo.synthetic",
-    "cli.common", "cli.validate", "cli.preview", "cli.run", "cli",
-]  # fmt: skip
+    "cli.common",
+    "cli.validate",
+    "cli.preview",
+    "cli.run",
+    "cli",
+]
 MODEL_MODULES = {"pipeline.backend", "pipeline.tiny"}
 HEAVY = {"torch", "diffusers", "transformers"}
 
@@ -40,7 +63,7 @@ def module_name(path: Path) -> str:
 
 def modules() -> dict[str, Path]:
     found = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: path for name, path in found.items() if name and "." in name or name in ORDER}
+    return {name: path for name, path in found.items() if (name and "." in name) or name in ORDER}
 
 
 def imports(path: Path) -> set[str]:
@@ -75,8 +98,9 @@ def internal(names: set[str]) -> set[str]:
 
 
 def test_every_module_has_its_place():
-    missing = sorted(set(modules()) - set(ORDER) - {"dataset", "pipeline", "exporters",
-                                                    "inspect", "demo"})  # fmt: skip
+    missing = sorted(
+        set(modules()) - set(ORDER) - {"dataset", "pipeline", "exporters", "inspect", "demo"}
+    )
     assert not missing, f"add these modules to ORDER in {__file__}: {missing}"
 
 

@@ -6,9 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
+from helpers import rle_encode
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.coco import load_coco
@@ -225,8 +224,8 @@ def test_unhashable_ids_are_dropped_not_crashing(tmp_path, field, reason):
 
 def test_rle_and_box_only_annotations_are_kept(tmp_path):
     mask = geo.box_mask((10, 10, 30, 30), geo.Window(0, 0, 100))[:80, :100]
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    seg = {"size": [80, 100], "counts": rle["counts"].decode()}
+    seg = rle_encode(mask)
+    assert seg["size"] == [80, 100]
     jobs, skips = plan(tmp_path, [ann(1, seg=seg), ann(2, seg=None), ann(3, seg=[])])
     assert reasons(skips) == set()
     assert [e.region for e in jobs[0].edits] == ["mask", "box", "box"]

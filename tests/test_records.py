@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import make_edit, rle_encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
@@ -15,7 +16,7 @@ from pycocotools import mask as mask_utils
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import OutputError
 from inpaint_aug.files import inside, safe_stem, write_json
-from inpaint_aug.pipeline.plan import Edit, ImageJob
+from inpaint_aug.pipeline.plan import ImageJob
 from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
     ImageRecord,
@@ -232,30 +233,12 @@ def test_carry_annotation_clips_bbox_and_recomputes_area(ann, bbox, area):
 def test_carry_annotation_rle_area():
     mask = np.zeros((20, 20), np.uint8)
     mask[2:5, 3:10] = 1
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    seg = {"size": [20, 20], "counts": rle["counts"].decode()}
+    seg = rle_encode(mask)
     out = carry_annotation({"bbox": [3, 2, 7, 3], "segmentation": seg, "iscrowd": 1}, 20, 20)
     assert out["area"] == 21.0 and out["segmentation"] is seg and out["iscrowd"] == 1
 
 
 # --- records, provenance, final ids ----------------------------------------------------------
-
-
-def make_edit(ann_index, ann_id, seed=11):
-    return Edit(
-        ann_index=ann_index,
-        annotation_id=ann_id,
-        category_id=1,
-        region="mask",
-        window=geo.Window(0, 0, 8),
-        protect=(),
-        prompt=f"prompt {ann_id}",
-        negative_prompt="neg",
-        seed=seed,
-        steps=3,
-        guidance=2.5,
-        strength=0.5,
-    )
 
 
 def source_job(image_id, ann_ids, copy=0):
@@ -298,7 +281,7 @@ def test_source_urls_move_into_the_provenance_of_an_augmented_copy():
 def test_original_record_has_provenance_and_keeps_its_urls():
     job = source_job(7, [70, 71], copy=0)
     image = {**job.image, "coco_url": "http://x/7.jpg"}
-    tasks, originals = output_tasks([], [image], "auto")
+    _tasks, originals = output_tasks([], [image], "auto")
     rec = original_record(originals[0], list(job.annotations))
     assert rec.image["inpaint_aug"] == {
         "source_image_id": 7,

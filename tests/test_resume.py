@@ -36,13 +36,32 @@ from inpaint_aug.pipeline.run import run
 
 PLAN = PlanSettings(seed=5, resolution=64, steps=1, guidance=1.0, min_size=8)
 BATCH = 1
-FLAGS = ["--model", "tiny-random", "--device", "cpu", "--seed", "5", "--resolution", "64",
-         "--steps", "1", "--guidance", "1", "--min-size", "8",
-         "--batch-size", str(BATCH)]  # fmt: skip
+FLAGS = [
+    "--model",
+    "tiny-random",
+    "--device",
+    "cpu",
+    "--seed",
+    "5",
+    "--resolution",
+    "64",
+    "--steps",
+    "1",
+    "--guidance",
+    "1",
+    "--min-size",
+    "8",
+    "--batch-size",
+    str(BATCH),
+]
 N_IMAGES = 6  # the last one's file is missing: a skip that must survive resumes
 N_EDITS = N_IMAGES - 1
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
 JOURNAL = Path(".inpaint_aug") / "journal.jsonl"
 
 
@@ -60,20 +79,33 @@ class Data:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Data:
     root = tmp_path_factory.mktemp("resume")
-    coco = make_shapes_dataset(root / "data", n_images=N_IMAGES, size=(128, 96), seed=11,
-                               variety=False, objects_per_image=(1, 1))  # fmt: skip
+    coco = make_shapes_dataset(
+        root / "data",
+        n_images=N_IMAGES,
+        size=(128, 96),
+        seed=11,
+        variety=False,
+        objects_per_image=(1, 1),
+    )
     raw = json.loads(coco.read_text(encoding="utf-8"))
     (coco.parent / "images" / raw["images"][-1]["file_name"]).unlink()
     prompts = root / "prompts.yaml"
-    prompts.write_text("default:\n  prompt: 'a {name}, {light}'\nvars:\n  light: [day, dusk]\n",
-                       encoding="utf-8")  # fmt: skip
+    prompts.write_text(
+        "default:\n  prompt: 'a {name}, {light}'\nvars:\n  light: [day, dusk]\n", encoding="utf-8"
+    )
     return Data(coco, prompts, root)
 
 
 def options(d: Data, out: Path, **kw) -> RunOptions:
-    return RunOptions(coco=kw.pop("coco", d.coco), prompts=kw.pop("prompts", d.prompts), out=out,
-                      model=kw.pop("model", "tiny-random"), batch_size=kw.pop("batch_size", BATCH),
-                      plan=kw.pop("plan", PLAN), **kw)  # fmt: skip
+    return RunOptions(
+        coco=kw.pop("coco", d.coco),
+        prompts=kw.pop("prompts", d.prompts),
+        out=out,
+        model=kw.pop("model", "tiny-random"),
+        batch_size=kw.pop("batch_size", BATCH),
+        plan=kw.pop("plan", PLAN),
+        **kw,
+    )
 
 
 @dataclass(frozen=True)
@@ -217,7 +249,7 @@ def test_resume_skips_finished_images_and_equals_uninterrupted(
     assert_consistent(out)
     done = len(journal_records(out))
     assert 1 <= done <= 2
-    code, stdout, stderr = cli(data, out, "--resume")
+    code, _stdout, stderr = cli(data, out, "--resume")
     assert code == 0, stderr
     assert model.crops == N_EDITS - done, "finished images were redrawn again"
     assert_same_as_reference(out, reference)
@@ -239,7 +271,7 @@ CHANGED = [
         {"plan": PlanSettings(**{**PLAN.__dict__, "resolution": 128})},
         "resolution",
         id="resolution",
-    ),  # fmt: skip
+    ),
     pytest.param({"batch_size": 2}, "batch_size", id="batch-size"),
     pytest.param({"model": "someone/other-model"}, "model", id="model"),
     pytest.param({"prompts": "edited"}, "prompts", id="prompts-content"),
@@ -349,9 +381,18 @@ def stopped(data) -> dict[str, Stopped]:
     for name, (sig, _) in STOPS.items():
         out = data.root / f"stopped-{name}"
         logs[name] = open(data.root / f"{name}.stderr", "w+", encoding="utf-8")  # noqa: SIM115
-        cmd = [sys.executable, "-c", "from inpaint_aug.cli import app; app()", "run",
-               str(data.coco), "--prompts", str(data.prompts), "--out", str(out),
-               *FLAGS]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-c",
+            "from inpaint_aug.cli import app; app()",
+            "run",
+            str(data.coco),
+            "--prompts",
+            str(data.prompts),
+            "--out",
+            str(out),
+            *FLAGS,
+        ]
         procs[name] = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=logs[name])
         results[name] = Stopped(name, out, sig)
     signalled: dict[str, float] = {}
@@ -592,8 +633,9 @@ def _only_images_folder(out: Path) -> None:
     (out / "images").mkdir(parents=True)
 
 
-@pytest.mark.parametrize("state", [_empty_journal, _only_images_folder],
-                         ids=["empty-journal", "only-images-folder"])  # fmt: skip
+@pytest.mark.parametrize(
+    "state", [_empty_journal, _only_images_folder], ids=["empty-journal", "only-images-folder"]
+)
 def test_resume_after_a_kill_during_startup(data, reference, tmp_path, model, state):
     out = tmp_path / "out"
     state(out)

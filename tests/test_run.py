@@ -192,8 +192,15 @@ def test_cli_usage_errors_exit_2(shapes, prompts_file, flag, value):
 
 def test_originals_and_yolo_export(shapes, prompts_file, tmp_path, tiny_inpainter):
     out = tmp_path / "o"
-    options = RunOptions(coco=shapes, prompts=prompts_file, out=out, model="tiny-random",
-                         include_originals=True, format="yolo", plan=SMALL)  # fmt: skip
+    options = RunOptions(
+        coco=shapes,
+        prompts=prompts_file,
+        out=out,
+        model="tiny-random",
+        include_originals=True,
+        format="yolo",
+        plan=SMALL,
+    )
     report = run(options, inpainter=tiny_inpainter)
     data = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
     src = json.loads(shapes.read_text(encoding="utf-8"))
@@ -215,8 +222,18 @@ def test_model_that_cannot_load_leaves_no_output(shapes, prompts_file, tmp_path)
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
     out = tmp_path / "out"
-    args = ["run", str(shapes), "--prompts", str(prompts_file), "--out", str(out),
-            "--model", str(not_a_model), "--device", "cpu"]  # fmt: skip
+    args = [
+        "run",
+        str(shapes),
+        "--prompts",
+        str(prompts_file),
+        "--out",
+        str(out),
+        "--model",
+        str(not_a_model),
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "not a diffusers model folder" in result.output and "Traceback" not in result.output

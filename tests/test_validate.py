@@ -111,11 +111,15 @@ def test_the_table_matches_what_a_run_does(coco, prompts, tmp_path):
 
     plan = PlanSettings(min_size=20, resolution=64, steps=1)
     report = validate(coco, prompts, settings=plan)
-    done = run(RunOptions(coco=coco, prompts=prompts, out=tmp_path / "out", plan=plan),
-               inpainter=StandIn())  # fmt: skip
+    done = run(
+        RunOptions(coco=coco, prompts=prompts, out=tmp_path / "out", plan=plan), inpainter=StandIn()
+    )
     assert {k: v["edited"] for k, v in done.per_class.items() if v["edited"]} == report.would_edit
-    skipped = {k: {f"edit/{r}": n for r, n in v["skipped"].items()}
-               for k, v in done.per_class.items() if v["skipped"]}  # fmt: skip
+    skipped = {
+        k: {f"edit/{r}": n for r, n in v["skipped"].items()}
+        for k, v in done.per_class.items()
+        if v["skipped"]
+    }
     assert skipped == {k: v for k, v in report.would_skip.items() if k != "(image)"}
     nothing = report.would_skip.get("(image)", {}).get("image/nothing-to-edit", 0)
     assert done.skip_counts().get("image/nothing-to-edit", 0) == nothing
@@ -152,8 +156,12 @@ def test_per_item_problems_are_warnings(coco, prompts):
     report = validate(coco, prompts, settings=SETTINGS)
     assert levels(report) == {"warning": 4}, report.findings
     by_reason = {f.message.split(":")[0]: f for f in report.findings}
-    assert set(by_reason) == {"image-missing", "size-mismatch", "image-unreadable",
-                              "unknown-category"}  # fmt: skip
+    assert set(by_reason) == {
+        "image-missing",
+        "size-mismatch",
+        "image-unreadable",
+        "unknown-category",
+    }
     assert data["images"][0]["file_name"] in by_reason["image-missing"].where
     assert "200" in by_reason["size-mismatch"].message
     assert by_reason["unknown-category"].where == f"annotation {data['annotations'][-1]['id']}"
@@ -182,8 +190,16 @@ def test_cli_prints_the_per_class_table(coco, prompts):
     code, stdout, stderr = cli(str(coco), "--prompts", str(prompts), "--min-size", "20")
     assert code == 0, stderr
     lines = stdout.splitlines()
-    assert lines[0].split() == ["class", "would", "edit", "would", "not", "edit", "(reason:",
-                                "count)"]  # fmt: skip
+    assert lines[0].split() == [
+        "class",
+        "would",
+        "edit",
+        "would",
+        "not",
+        "edit",
+        "(reason:",
+        "count)",
+    ]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:] if line.split()}
     for name in set(edit) | set(skip):
         assert rows[name][0] == str(edit.get(name, 0))

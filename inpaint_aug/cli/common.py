@@ -16,8 +16,9 @@ from typing import Annotated, Any
 
 import typer
 
+from inpaint_aug.choices import Device, Region
 from inpaint_aug.errors import FatalError, Interrupted, OptionsError
-from inpaint_aug.options import DEFAULT_MODEL, Device, PlanSettings, Region, RunOptions
+from inpaint_aug.options import DEFAULT_MODEL, PlanSettings, RunOptions
 
 PLAN = PlanSettings()
 RUN: dict[str, Any] = {f.name: f.default for f in fields(RunOptions)}

@@ -96,11 +96,26 @@ def preview_command(
     with library_errors():
         options = None
         if not target.is_dir() and prompts is not None:
-            plan = PlanSettings(seed=seed, region=region, dilate=dilate, min_size=min_size,
-                                steps=steps, resolution=resolution, guidance=guidance,
-                                strength=strength)  # fmt: skip
-            options = RunOptions(target, prompts, images=images, model=model, device=device,
-                                 batch_size=batch_size, limit=limit, plan=plan)  # fmt: skip
+            plan = PlanSettings(
+                seed=seed,
+                region=region,
+                dilate=dilate,
+                min_size=min_size,
+                steps=steps,
+                resolution=resolution,
+                guidance=guidance,
+                strength=strength,
+            )
+            options = RunOptions(
+                target,
+                prompts,
+                images=images,
+                model=model,
+                device=device,
+                batch_size=batch_size,
+                limit=limit,
+                plan=plan,
+            )
         items, default = _gather(target, options, n)
         if not items:
             raise FatalError(f"{target}: nothing to preview (no object was or can be redrawn)")

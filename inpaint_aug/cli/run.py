@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from inpaint_aug.choices import Dtype, ExportFormat, ImageFormat, Preset, Split
 from inpaint_aug.cli.common import (
     MODEL,
     MODEL_EPILOG,
@@ -38,16 +39,7 @@ from inpaint_aug.cli.common import (
     library_errors,
     setup_logging,
 )
-from inpaint_aug.options import (
-    LCM_LORA,
-    Dtype,
-    ExportFormat,
-    ImageFormat,
-    PlanSettings,
-    Preset,
-    RunOptions,
-    Split,
-)
+from inpaint_aug.options import LCM_LORA, PlanSettings, RunOptions
 from inpaint_aug.pipeline.report import RunReport
 from inpaint_aug.pipeline.run import run
 
@@ -115,17 +107,40 @@ def run_command(
     """Augment COCO_JSON: redraw each eligible object and write a new COCO dataset to --out."""
     with library_errors():
         plan = PlanSettings(
-            seed=seed, copies=copies, region=region, dilate=dilate, min_size=min_size,
-            max_per_image=max_per_image, resolution=resolution, steps=steps, guidance=guidance,
+            seed=seed,
+            copies=copies,
+            region=region,
+            dilate=dilate,
+            min_size=min_size,
+            max_per_image=max_per_image,
+            resolution=resolution,
+            steps=steps,
+            guidance=guidance,
             strength=strength,
-        )  # fmt: skip
+        )
         options = RunOptions(
-            coco=coco_json, prompts=prompts, out=out, images=images, model=model, device=device,
-            dtype=dtype, compile=compile, cpu_offload=cpu_offload, vae_slicing=vae_slicing,
-            lcm_lora=lcm_lora, batch_size=batch_size, workers=workers, image_format=image_format,
-            limit=limit, resume=resume, include_originals=include_originals, format=format,
-            split=split, preset=preset, plan=plan,
-        )  # fmt: skip
+            coco=coco_json,
+            prompts=prompts,
+            out=out,
+            images=images,
+            model=model,
+            device=device,
+            dtype=dtype,
+            compile=compile,
+            cpu_offload=cpu_offload,
+            vae_slicing=vae_slicing,
+            lcm_lora=lcm_lora,
+            batch_size=batch_size,
+            workers=workers,
+            image_format=image_format,
+            limit=limit,
+            resume=resume,
+            include_originals=include_originals,
+            format=format,
+            split=split,
+            preset=preset,
+            plan=plan,
+        )
         setup_logging(quiet)
         report = _run_with_progress(options, quiet)
     if not quiet:

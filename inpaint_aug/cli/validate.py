@@ -41,8 +41,13 @@ def validate_command(
 
     Exits 0 when a run would work (problems with single items only skip those items).
     """
-    settings = {"region": region, "min_size": min_size, "max_per_image": max_per_image,
-                "steps": steps, "strength": strength}  # fmt: skip
+    settings = {
+        "region": region,
+        "min_size": min_size,
+        "max_per_image": max_per_image,
+        "steps": steps,
+        "strength": strength,
+    }
     with library_errors():
         report = validate(coco_json, prompts, images, settings, limit)
     _print(report)

@@ -1,1 +1,1 @@
-"""dataset"""
+"""Dataset inputs: COCO annotations, the prompts file and the image files."""

@@ -196,13 +196,3 @@ def find_image_root(path: Path, images: list[dict[str, Any]], sample: int = 20) 
             "pass --images DIR"
         )
     return best
-
-
-def save_json_atomic(data: Any, path: Path) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename, so readers never see half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -1,4 +1,4 @@
-"""Image files: read them upright in RGB, and encode output images.
+r"""Image files: read them upright in RGB, and encode output images.
 
 EXIF orientation is applied; palette, gray, RGBA, CMYK and 16-bit images become 8-bit RGB.
 Encoding returns bytes, which :mod:`inpaint_aug.files` writes atomically.
@@ -6,7 +6,7 @@ Encoding returns bytes, which :mod:`inpaint_aug.files` writes atomically.
 Example:
     >>> import numpy as np
     >>> encode_image(np.zeros((2, 2, 3), np.uint8), ImageFormat.png)[:4]
-    b'\\x89PNG'
+    b'\x89PNG'
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from inpaint_aug.choices import ImageFormat
 from inpaint_aug.errors import ItemError
-from inpaint_aug.options import ImageFormat
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:

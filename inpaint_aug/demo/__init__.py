@@ -1,1 +1,1 @@
-"""demo"""
+"""Demo data: a synthetic COCO dataset of shapes for examples, tests and benchmarks."""

@@ -7,6 +7,6 @@ Modules:
     yolo_layout: the class map, ``data.yaml``, the manifests and the output-folder checks.
 
 Layering: exporters import only :mod:`inpaint_aug.errors`, :mod:`inpaint_aug.geometry`,
-:mod:`inpaint_aug.files`, :mod:`inpaint_aug.options`, ``inpaint_aug.dataset.*`` and each other,
+:mod:`inpaint_aug.files`, :mod:`inpaint_aug.choices`, ``inpaint_aug.dataset.*`` and each other,
 never the pipeline; every file goes through :mod:`inpaint_aug.files`.
 """

@@ -38,6 +38,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from inpaint_aug import files
+from inpaint_aug.choices import Split
 from inpaint_aug.exporters.yolo_labels import Unusable, label_coords
 from inpaint_aug.exporters.yolo_layout import (
     SPLITS,
@@ -45,7 +46,6 @@ from inpaint_aug.exporters.yolo_layout import (
     check_out_dir,
     write_layout,
 )
-from inpaint_aug.options import Split
 
 TASKS = ("detect", "segment")
 # Image suffixes Ultralytics loads (ultralytics.data.utils.IMG_FORMATS); others it ignores.
@@ -126,7 +126,7 @@ def export_yolo(
         image_dir: the folder that the images' ``file_name`` values resolve against.
         out_dir: the dataset root; may already hold other splits exported with the same classes.
         task: ``"detect"`` (boxes) or ``"segment"`` (polygons).
-        split: ``"train"``, ``"val"`` or ``"test"`` (a :class:`~inpaint_aug.options.Split`).
+        split: ``"train"``, ``"val"`` or ``"test"`` (a :class:`~inpaint_aug.choices.Split`).
         copy_images: copy each image's bytes (never a link) to ``images/<split>``. Without it
             only labels are written; ``manifest_<split>.json`` names the file each source image
             must be copied to.

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from inpaint_aug import files
+from inpaint_aug.choices import Split
 from inpaint_aug.errors import OutputError
-from inpaint_aug.options import Split
 
 SPLITS: tuple[str, ...] = tuple(s.value for s in Split)
 

@@ -55,13 +55,17 @@ class ValidationReport:
         return not errors and sum(self.would_edit.values()) > 0
 
     def add(self, level: str, where: Any, message: str) -> None:
+        """Record a finding: ``level`` is ``"error"`` or ``"warning"``, ``where`` its place."""
         self.findings.append(Finding(level, str(where), message))
 
 
 def validate(
-    coco: Path | str, prompts: Path | str | None = None, images: Path | str | None = None,
-    settings: PlanSettings | Mapping[str, Any] | None = None, limit: int | None = None,
-) -> ValidationReport:  # fmt: skip
+    coco: Path | str,
+    prompts: Path | str | None = None,
+    images: Path | str | None = None,
+    settings: PlanSettings | Mapping[str, Any] | None = None,
+    limit: int | None = None,
+) -> ValidationReport:
     """Check everything a run would check, and the image files, without a model.
 
     Args:
@@ -99,8 +103,8 @@ def validate(
     _summarise(ds, jobs, skips, report)
     _check_files(ds, ds.images[:limit], report)
     if not jobs:
-        report.add("error", path, "nothing would be redrawn: no object is eligible (see the "
-                   "reasons per class below; check the prompts file and --min-size)")  # fmt: skip
+        why = "see the reasons per class below; check the prompts file and --min-size"
+        report.add("error", path, f"nothing would be redrawn: no object is eligible ({why})")
     return report
 
 
@@ -142,8 +146,8 @@ def _book(ds: CocoDataset | None, prompts: Any, report: ValidationReport) -> Pro
     duplicated = [n for n, k in Counter(names.values()).items() if k > 1]
     for name in duplicated:
         ids = [cid for cid, n in names.items() if n == name]
-        report.add("warning", ds.path, f"category name {name!r} is used by ids {ids}; address "
-                   "them by id in the prompts file (e.g. '7:' under classes)")  # fmt: skip
+        hint = "address them by id in the prompts file (e.g. '7:' under classes)"
+        report.add("warning", ds.path, f"category name {name!r} is used by ids {ids}; {hint}")
     if prompts is None:
         return parse_prompts({"default": {"prompt": "a {name}"}}, "(no prompts)", names)
     try:
@@ -165,8 +169,8 @@ def _summarise(ds: CocoDataset, jobs: list, skips: list[Skip], report: Validatio
         row = report.would_skip.setdefault(key, {})
         row[f"{skip.kind}/{skip.reason}"] = row.get(f"{skip.kind}/{skip.reason}", 0) + 1
         if skip.kind in ("annotation", "image") and skip.reason != "nothing-to-edit":
-            where = f"annotation {skip.annotation_id}" if skip.annotation_id is not None else (
-                f"image {skip.image_id}")  # fmt: skip
+            aid = skip.annotation_id
+            where = f"annotation {aid}" if aid is not None else f"image {skip.image_id}"
             report.add("warning", where, f"{skip.reason}: {skip.detail}")
 
 
@@ -188,5 +192,6 @@ def _check_files(ds: CocoDataset, images: list[dict], report: ValidationReport) 
             report.add("warning", where, f"image-unreadable: {err}")
             continue
         if (width, height) != (image.get("width"), image.get("height")):
-            report.add("warning", where, f"size-mismatch: file is {width}x{height} upright, "
-                       f"the JSON says {image.get('width')}x{image.get('height')}")  # fmt: skip
+            says = f"{image.get('width')}x{image.get('height')}"
+            message = f"size-mismatch: file is {width}x{height} upright, the JSON says {says}"
+            report.add("warning", where, message)

@@ -20,16 +20,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from inpaint_aug.choices import Device, Dtype
 from inpaint_aug.errors import ModelError, OutOfMemory
-from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, Device, Dtype, ModelOptions
+from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, ModelOptions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class InpaintRequest:
-    """One crop to redraw. ``pixels`` is ``(R, R, 3)`` uint8, ``mask`` ``(R, R)`` uint8 (255 =
-    repaint). Requests in one batch share ``steps``, ``guidance`` and ``strength``."""
+    """One crop to redraw, with its prompts, seed and schedule.
+
+    ``pixels`` is ``(R, R, 3)`` uint8, ``mask`` ``(R, R)`` uint8 (255 = repaint). Requests in
+    one batch share ``steps``, ``guidance`` and ``strength``.
+    """
 
     pixels: np.ndarray
     mask: np.ndarray

@@ -57,8 +57,16 @@ def retry_seed(seed: int, attempt: int) -> int:
 
 def request_for(edit: Edit, crop: Crop) -> InpaintRequest:
     """The model request of one edit's crop."""
-    return InpaintRequest(crop.pixels, crop.mask, edit.prompt, edit.negative_prompt, edit.seed,
-                          edit.steps, edit.guidance, edit.strength)  # fmt: skip
+    return InpaintRequest(
+        crop.pixels,
+        crop.mask,
+        edit.prompt,
+        edit.negative_prompt,
+        edit.seed,
+        edit.steps,
+        edit.guidance,
+        edit.strength,
+    )
 
 
 def call_padded(

@@ -1,5 +1,7 @@
-"""The local executor: decode and cut in threads, the model in the caller's thread, paste
-and write in another thread, joined by bounded queues.
+"""The local executor: threads around the model, joined by bounded queues.
+
+Images are decoded and cut in worker threads, the model runs in the caller's thread, and
+results are pasted and written in another thread.
 
 * Worker threads read images (EXIF, mode fixes), decode masks and cut crops for the next
   ``prefetch`` tasks while the model runs (torch releases the GIL inside its kernels).
@@ -99,11 +101,28 @@ def prepare(ds: CocoDataset, task: Task, plan: PlanSettings) -> _Prepared:
 
 
 class Engine:
-    """Runs tasks through the model; see the module docstring for the flow."""
+    """Runs tasks through the model; see the module docstring for the flow.
 
-    def __init__(self, ds: CocoDataset, plan: PlanSettings, caller: ModelCaller,
-                 journal: Journal, out: Path, settings: EngineSettings = EngineSettings(),
-                 progress: Progress | None = None) -> None:  # fmt: skip
+    Args:
+        ds: the source dataset.
+        plan: the run's plan settings (dilation, crop resolution, feathering).
+        caller: the batch function around the model.
+        journal: where finished images and skips are recorded.
+        out: the output folder.
+        settings: worker threads and prefetch depth.
+        progress: called with (objects done, total objects) as objects finish.
+    """
+
+    def __init__(
+        self,
+        ds: CocoDataset,
+        plan: PlanSettings,
+        caller: ModelCaller,
+        journal: Journal,
+        out: Path,
+        settings: EngineSettings = EngineSettings(),
+        progress: Progress | None = None,
+    ) -> None:
         self.ds, self.plan, self.caller, self.journal = ds, plan, caller, journal
         self.out, self.settings, self.progress = out, settings, progress
         self.buckets: dict[tuple, list[tuple[_Pending, Edit, Crop]]] = {}
@@ -198,8 +217,8 @@ class Engine:
                 paste(pending.pixels, edit.window, crop.alpha, result)
             data = encode_image(pending.pixels, task.image_format)
             write_bytes(inside(self.out, task.file_name), data)
-            record = make_record(task.job, task.number, task.file_name,
-                                 self.caller.inpainter.name, [e for e, _, _ in done])  # fmt: skip
+            model, edits = self.caller.inpainter.name, [e for e, _, _ in done]
+            record = make_record(task.job, task.number, task.file_name, model, edits)
             with self._lock:
                 self.journal.add_record(record)
         finally:

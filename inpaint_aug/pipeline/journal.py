@@ -26,7 +26,16 @@ STATE_DIR = ".inpaint_aug"
 
 
 class Journal:
-    """Finished records and skips of a run, backed by a JSONL file in the output folder."""
+    """Finished records and skips of a run, backed by a JSONL file in the output folder.
+
+    Build one with :meth:`Journal.open`; the constructor takes what was read back.
+
+    Args:
+        path: the journal file, opened for appending.
+        records: finished output images by output image id.
+        skips: skips recorded so far.
+        ended: job numbers (output image ids) that need no more work.
+    """
 
     def __init__(
         self, path: Path, records: dict[int, ImageRecord], skips: list[Skip], ended: set[int]
@@ -100,8 +109,11 @@ def _start(path: Path, fingerprint: dict[str, Any]) -> None:
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Parse the journal. A torn last line (a kill while appending) is cut off the file, so
-    later appends start on a fresh line."""
+    """Parse the journal, cutting a torn last line off the file.
+
+    A torn last line (a kill while appending) is removed so that later appends start on a
+    fresh line.
+    """
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):

@@ -13,7 +13,6 @@ Annotation policy:
   at an unknown image or category.
 
 Example:
-    >>> settings = PlanSettings(seed=1)
     >>> derive_seed(1, 5, 9, 0) == derive_seed(1, 5, 9, 0)
     True
 """
@@ -25,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from inpaint_aug import geometry as geo
+from inpaint_aug.choices import Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.errors import OptionsError, PromptError
-from inpaint_aug.options import PlanSettings, Region, check_schedule
+from inpaint_aug.options import PlanSettings, check_schedule
 
 
 @dataclass(frozen=True)
@@ -280,8 +280,9 @@ def plan_dataset(
 
 
 def check_schedules(book: PromptBook, settings: PlanSettings) -> None:
-    """Check every class's effective steps and strength (its prompts-file overrides, else the
-    run's) give diffusers at least one denoising step, before any work starts.
+    """Check that every class's steps and strength give diffusers a denoising step.
+
+    A class's values are its prompts-file overrides, else the run's; checked before any work.
 
     Raises:
         PromptError: a class's overrides give no step; the message names the file and class.

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from inpaint_aug import geometry as geo
+from inpaint_aug.choices import ImageFormat
 from inpaint_aug.dataset.images import output_format
 from inpaint_aug.files import unique_name
-from inpaint_aug.options import ImageFormat
 from inpaint_aug.pipeline.plan import Edit, ImageJob
 
 IMAGES_DIR = "images"
@@ -60,8 +60,10 @@ class Original:
 def output_tasks(
     jobs: list[ImageJob], originals: list[dict[str, Any]], image_format: ImageFormat | str
 ) -> tuple[list[Task], list[Original]]:
-    """Number and name every output image: copies ``images/<stem>_c<copy>.<ext>`` first, then
-    originals ``images/<stem>_orig.<ext>``, all by the one naming rule (collision-free).
+    """Number and name every output image by the one naming rule (collision-free).
+
+    Copies come first, as ``images/<stem>_c<copy>.<ext>``, then originals, as
+    ``images/<stem>_orig.<ext>``.
 
     Originals are numbered after the copies by their position in ``originals``, so a resumed
     run gives every image the same id and file.
@@ -69,9 +71,10 @@ def output_tasks(
     taken: set[str] = set()
     tasks = []
     for index, job in enumerate(jobs):
-        fmt = output_format(job.image.get("file_name", ""), image_format)
-        name = unique_name(IMAGES_DIR, job.image.get("file_name", ""), f"_c{job.copy}",
-                           fmt.value, job.image.get("id"), taken)  # fmt: skip
+        source = job.image.get("file_name", "")
+        fmt = output_format(source, image_format)
+        tag = f"_c{job.copy}"
+        name = unique_name(IMAGES_DIR, source, tag, fmt.value, job.image.get("id"), taken)
         tasks.append(Task(index + 1, job, name, fmt))
     copies = []
     for offset, image in enumerate(originals):

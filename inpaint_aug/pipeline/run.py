@@ -20,12 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from inpaint_aug.choices import ExportFormat
 from inpaint_aug.dataset.coco import CocoDataset, load_coco
 from inpaint_aug.dataset.prompts import PromptBook, load_prompts
 from inpaint_aug.errors import Interrupted
 from inpaint_aug.exporters.yolo import export_yolo
 from inpaint_aug.files import copy_file, inside, make_dirs, write_json
-from inpaint_aug.options import ExportFormat, RunOptions
+from inpaint_aug.options import RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
 from inpaint_aug.pipeline.batch import ModelCaller
 from inpaint_aug.pipeline.engine import Engine, EngineSettings, EngineStats
@@ -68,15 +69,18 @@ def load_inputs(options: RunOptions) -> tuple[CocoDataset, PromptBook]:
 
 def fingerprint(options: RunOptions) -> dict[str, Any]:
     """The settings a resumed run must share with the run it continues."""
-    digest = {k: hashlib.sha256(Path(getattr(options, k)).read_bytes()).hexdigest()[:16]
-              for k in ("coco", "prompts")}  # fmt: skip
+    digest = {
+        k: hashlib.sha256(Path(getattr(options, k)).read_bytes()).hexdigest()[:16]
+        for k in ("coco", "prompts")
+    }
     plain = options.to_dict()
     return {
         **{k: plain[k] for k in ("model", "image_format", "limit", "batch_size", "dtype")},
         "lcm_lora": options.lcm_lora,
-        "coco_sha256": digest["coco"], "prompts_sha256": digest["prompts"],
+        "coco_sha256": digest["coco"],
+        "prompts_sha256": digest["prompts"],
         **{f"plan.{k}": v for k, v in plain["plan"].items()},
-    }  # fmt: skip
+    }
 
 
 def run(
@@ -124,12 +128,18 @@ def run(
     exported = _export(data, out, options)
     # 6. Report what was done.
     report = RunReport(
-        out=out, images_planned=len(jobs), images_written=len(edited),
-        originals_written=len(kept), objects_edited=sum(len(r.edited_ann_indexes) for r in edited),
-        annotations_written=len(data["annotations"]), per_class=per_class(ds, edited, all_skips),
-        skips=tuple(all_skips), seconds_model=stats.seconds_model,
-        seconds_load=seconds_load + more_load, exported=exported,
-    )  # fmt: skip
+        out=out,
+        images_planned=len(jobs),
+        images_written=len(edited),
+        originals_written=len(kept),
+        objects_edited=sum(len(r.edited_ann_indexes) for r in edited),
+        annotations_written=len(data["annotations"]),
+        per_class=per_class(ds, edited, all_skips),
+        skips=tuple(all_skips),
+        seconds_model=stats.seconds_model,
+        seconds_load=seconds_load + more_load,
+        exported=exported,
+    )
     report = replace(report, seconds_total=time.perf_counter() - started)
     write_json(out / "run.json", report_dict(options, report))
     return report
@@ -160,9 +170,14 @@ def _load_model(options: RunOptions) -> tuple[Inpainter, float]:
     return inpainter, time.perf_counter() - t0
 
 
-def _execute(ds: CocoDataset, tasks: list[Task], options: RunOptions,
-             inpainter: Inpainter | None, journal: Journal,
-             progress: Progress | None) -> tuple[EngineStats, float]:  # fmt: skip
+def _execute(
+    ds: CocoDataset,
+    tasks: list[Task],
+    options: RunOptions,
+    inpainter: Inpainter | None,
+    journal: Journal,
+    progress: Progress | None,
+) -> tuple[EngineStats, float]:
     """Redraw the tasks the journal has not ended; stop cleanly on a signal.
 
     Returns the engine's figures and the seconds spent loading a model here (on resume).
@@ -181,16 +196,21 @@ def _execute(ds: CocoDataset, tasks: list[Task], options: RunOptions,
         stats = engine.process(todo, total)
     if caught:
         done = len(journal.ended)
-        raise Interrupted(f"stopped by {caught[0]} after {done} of {len(tasks)} images; the "
-                          "finished ones are kept: run the same command with --resume")  # fmt: skip
+        raise Interrupted(
+            f"stopped by {caught[0]} after {done} of {len(tasks)} images; the "
+            "finished ones are kept: run the same command with --resume"
+        )
     return stats, seconds_load
 
 
 def _write_originals(
     out: Path, ds: CocoDataset, copies: list[Original]
 ) -> tuple[list[ImageRecord], list[Skip]]:
-    """Copy the source images unchanged (bytes) with their labels, for one training set
-    holding originals and augmentations; a missing source is skipped and reported."""
+    """Copy the source images unchanged (bytes) with their labels.
+
+    This gives one training set holding originals and augmentations; a missing source is
+    skipped and reported.
+    """
     kept, _ = kept_annotations(ds, {c.image["id"] for c in copies})
     records, skips = [], []
     for original in copies:

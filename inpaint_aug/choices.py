@@ -1,0 +1,95 @@
+"""The choices of the options: ``str`` Enums, one per option that picks from a fixed set.
+
+The command line lists no choice of its own: typer shows these members as an option's choices,
+and :mod:`inpaint_aug.options` parses values into them.
+
+Example:
+    >>> Region.parse("--region", "mask")
+    <Region.mask: 'mask'>
+    >>> str(ExportFormat.yolo_seg)
+    'yolo-seg'
+    >>> Split.parse("--split", "dev")
+    Traceback (most recent call last):
+    ...
+    inpaint_aug.errors.OptionsError: --split 'dev': expected one of train, val, test
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from inpaint_aug.errors import OptionsError
+
+
+class Choice(str, Enum):
+    """A ``str`` Enum whose ``str()`` is its value (typer shows these as choices)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def parse(cls, option: str, value: Any) -> Choice:
+        """The member for ``value`` (a member or its string), or an OptionsError."""
+        try:
+            return value if isinstance(value, cls) else cls(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise OptionsError(option, value, f"one of {allowed}") from None
+
+
+class Region(Choice):
+    """What the model may repaint: the mask when there is one (else the box), or either."""
+
+    auto = "auto"
+    mask = "mask"
+    box = "box"
+
+
+class Device(Choice):
+    """Where the model runs; ``auto`` picks cuda, then mps, then cpu."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Dtype(Choice):
+    """Model precision; ``auto`` is fp16 on a GPU, fp32 on the CPU."""
+
+    auto = "auto"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
+class ImageFormat(Choice):
+    """Output image encoding; ``auto`` keeps JPEG sources JPEG and writes PNG for the rest."""
+
+    auto = "auto"
+    png = "png"
+    jpg = "jpg"
+
+
+class ExportFormat(Choice):
+    """What is written besides the COCO dataset (``yolo``/``yolo-seg`` also write OUT/yolo/)."""
+
+    coco = "coco"
+    yolo = "yolo"
+    yolo_seg = "yolo-seg"
+
+
+class Split(Choice):
+    """The split name a YOLO export is written under."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+class Preset(Choice):
+    """``fast`` is the few-step mode: an LCM-LoRA, 4 steps, guidance 1."""
+
+    quality = "quality"
+    fast = "fast"

@@ -1,0 +1,64 @@
+"""Helpers shared by several test files (``from helpers import ...``: tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from inpaint_aug import geometry as geo
+from inpaint_aug.pipeline.plan import Edit
+
+WINDOW = geo.Window(0, 0, 8)
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """Compressed RLE with ``str`` counts, as COCO JSON stores it."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
+
+
+def rle_uncompressed(mask: np.ndarray) -> dict:
+    """Uncompressed RLE (column-major run lengths starting with a run of zeros)."""
+    flat = mask.astype(np.uint8).flatten(order="F")
+    counts, value, run = [], 0, 0
+    for px in flat:
+        if px == value:
+            run += 1
+        else:
+            counts.append(run)
+            value, run = px, 1
+    counts.append(run)
+    return {"size": list(mask.shape), "counts": counts}
+
+
+def make_edit(
+    ann_index: int = 0,
+    ann_id: int | None = None,
+    *,
+    window: geo.Window = WINDOW,
+    region: str = "mask",
+    protect: Iterable[int] = (),
+    seed: int = 11,
+) -> Edit:
+    """An edit of annotation ``ann_index`` (id ``ann_id``, by default ``ann_index + 1``).
+
+    The prompt, negative prompt and model settings are fixed, distinct values (``prompt {id}``,
+    ``neg``, 3 steps, guidance 2.5, strength 0.5) that provenance tests can recognise.
+    """
+    ann_id = ann_index + 1 if ann_id is None else ann_id
+    return Edit(
+        ann_index=ann_index,
+        annotation_id=ann_id,
+        category_id=1,
+        region=region,
+        window=window,
+        protect=tuple(protect),
+        prompt=f"prompt {ann_id}",
+        negative_prompt="neg",
+        seed=seed,
+        steps=3,
+        guidance=2.5,
+        strength=0.5,
+    )
