@@ -93,3 +93,19 @@ class Preset(Choice):
 
     quality = "quality"
     fast = "fast"
+
+
+class VerifyMode(Choice):
+    """Which verifier checks each redrawn object (``auto``: CLIP, tiny CLIP for tiny-random)."""
+
+    auto = "auto"
+    off = "off"
+    clip = "clip"
+    owlv2 = "owlv2"
+
+
+class OnReject(Choice):
+    """What a rejected redraw becomes: its source pixels (``revert``) or no image (``drop``)."""
+
+    revert = "revert"
+    drop = "drop"

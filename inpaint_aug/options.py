@@ -23,7 +23,17 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
-from inpaint_aug.choices import Device, Dtype, ExportFormat, ImageFormat, Preset, Region, Split
+from inpaint_aug.choices import (
+    Device,
+    Dtype,
+    ExportFormat,
+    ImageFormat,
+    OnReject,
+    Preset,
+    Region,
+    Split,
+    VerifyMode,
+)
 from inpaint_aug.errors import OptionsError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
@@ -88,6 +98,8 @@ class PlanSettings:
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         strength: inpainting strength, in (0, 1].
+        min_coverage: an edit is made only if its paintable region covers at least this share
+            of its own object (other objects in front of it take the rest).
 
     Example:
         >>> PlanSettings(region="mask").region
@@ -107,9 +119,11 @@ class PlanSettings:
     steps: int = 25
     guidance: float = 7.5
     strength: float = 1.0
+    min_coverage: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse("--region", self.region))
+        check_number("min_coverage", self.min_coverage, 0.0, 1.0)
         for name, low in (("seed", 0), ("copies", 1), ("dilate", 0), ("feather", 0)):
             check_int(name, getattr(self, name), low)
         for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1)):
@@ -159,6 +173,43 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
+class VerifySettings:
+    """How each redrawn object is checked against its label before it is pasted back.
+
+    Attributes:
+        mode: which verifier (:class:`~inpaint_aug.choices.VerifyMode`); ``auto`` is CLIP for a
+            model the run loads itself (a tiny random CLIP with ``tiny-random``), and ``off``
+            when ``run`` is given a ready inpainter object and no verifier.
+        model: the verifier's hub id or local folder (``None``: the mode's default).
+        threshold: the bar, in the verifier's units (``None``: its default). CLIP: how many
+            CLIP score points (100 x cosine) the redraw may fall below the source object's own
+            score. OWLv2: the share of the source object's detection score the redraw must reach.
+        retries: new deterministic seeds tried for a rejected redraw.
+        on_reject: ``revert`` (the object keeps its source pixels) or ``drop`` (that image
+            copy is not written).
+
+    Example:
+        >>> VerifySettings(mode="owlv2", threshold=0.4).mode
+        <VerifyMode.owlv2: 'owlv2'>
+    """
+
+    mode: VerifyMode = VerifyMode.auto
+    model: str | None = None
+    threshold: float | None = None
+    retries: int = 2
+    on_reject: OnReject = OnReject.revert
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", VerifyMode.parse("--verify", self.mode))
+        object.__setattr__(self, "on_reject", OnReject.parse("--on-reject", self.on_reject))
+        check_int("verify_retries", self.retries, 0)
+        if self.threshold is not None:
+            check_number("verify_threshold", self.threshold, -100.0, 100.0)
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise OptionsError("--verifier-model", self.model, "a hub id or a folder")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Everything a run needs; checked when built. The CLI builds one from its flags.
 
@@ -193,8 +244,13 @@ class RunOptions:
     split: Split = Split.train
     preset: Preset = Preset.quality
     plan: PlanSettings = field(default_factory=PlanSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
     def __post_init__(self) -> None:
+        if isinstance(self.verify, (str, VerifyMode)):  # verify="off" for short
+            object.__setattr__(self, "verify", VerifySettings(mode=self.verify))
+        if not isinstance(self.verify, VerifySettings):
+            raise OptionsError("verify", self.verify, "a VerifySettings or a mode")
         for name in ("coco", "prompts", "out"):
             if not isinstance(getattr(self, name), (str, Path)) or not str(getattr(self, name)):
                 raise OptionsError(_flag(name), getattr(self, name), "a path")
@@ -223,7 +279,7 @@ class RunOptions:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, PlanSettings):
+            if isinstance(value, (PlanSettings, VerifySettings)):
                 value = {p.name: _plain(getattr(value, p.name)) for p in fields(value)}
             out[f.name] = _plain(value)
         return out
@@ -236,10 +292,15 @@ class RunOptions:
         """
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in settings.items() if k in known}
-        plan_known = {f.name for f in fields(PlanSettings)}
-        plan = {k: v for k, v in (values.pop("plan", None) or {}).items() if k in plan_known}
+        plan = _known(PlanSettings, values.pop("plan", None))
+        verify = _known(VerifySettings, values.pop("verify", None))
         values.pop("preset", None)  # already applied to the recorded plan and lcm_lora
-        return cls(**values, plan=PlanSettings(**plan))
+        return cls(**values, plan=PlanSettings(**plan), verify=VerifySettings(**verify))
+
+
+def _known(kind: type, values: dict[str, Any] | None) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in (values or {}).items() if k in names}
 
 
 def _plain(value: Any) -> Any:

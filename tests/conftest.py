@@ -61,3 +61,23 @@ def prompts_file(tmp_path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random CLIP saved with save_pretrained: the verifier's real loading path."""
+    from inpaint_aug.pipeline.tiny import build_tiny_clip
+
+    path = tmp_path_factory.mktemp("verifier") / "tiny-clip"
+    model, tokenizer = build_tiny_clip()
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_verifier():
+    """The tiny random CLIP verifier, as ``--verify auto`` loads it with ``tiny-random``."""
+    from inpaint_aug.pipeline.verifiers import load_verifier
+
+    return load_verifier("tiny-clip", None, "cpu", "fp32", None)

@@ -16,7 +16,15 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.images import encode_image, load_image, output_format, to_rgb_array
 from inpaint_aug.errors import ItemError
 from inpaint_aug.files import write_bytes as write_atomic
-from inpaint_aug.pipeline.crops import cut, object_mask, paste, region_mask, resize
+from inpaint_aug.pipeline.crops import (
+    Crop,
+    cut,
+    object_mask,
+    paintable,
+    paste,
+    region_mask,
+    resize,
+)
 
 # pycocotools 2.0.x + numpy 2 warn inside mask.decode; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -297,12 +305,37 @@ def test_region_mask_box_region_uses_the_box():
     assert (mask_region & ~box_region).sum() == 0
 
 
-def test_region_mask_fully_occluded_raises():
+def test_region_mask_of_an_object_nested_in_another_is_not_cut():
+    # Before the occlusion order, the container's mask was cut out of this object: "occluded".
     anns = (square(10, 10, 5, 5), square(5, 5, 20, 20))
+    window = geo.Window(0, 0, 32)
+    region = region_mask(make_edit(window=window, protect=(1,)), anns, (32, 32), 2)
+    assert np.array_equal(region, geo.dilate(object_mask(anns[0], "mask", (32, 32), window), 2))
+    container = region_mask(make_edit(1, window=window, protect=(0,)), anns, (32, 32), 2)
+    assert not container[10:15, 10:15].any() and container[5:10, 5:25].all()
+
+
+def test_region_mask_fully_occluded_raises():
+    anns = (square(10, 10, 5, 5), square(10, 10, 5, 5))  # a duplicate: peers, each hides the other
     edit = make_edit(window=geo.Window(0, 0, 32), protect=(1,))
     with pytest.raises(ItemError) as err:
         region_mask(edit, anns, (32, 32), 2)
     assert err.value.reason == "occluded"
+
+
+def test_paintable_gives_the_coverage_and_cut_keeps_it():
+    anns = (square(10, 10, 20, 20), square(25, 10, 10, 10))  # hides 50 of its 400 pixels
+    edit = make_edit(window=geo.Window(0, 0, 40), protect=(1,))
+    region, share = paintable(edit, anns, (40, 40), 2, 0.5)
+    assert share == pytest.approx(350 / 400)
+    assert np.array_equal(region, region_mask(edit, anns, (40, 40), 2))
+    crop = cut(gradient(40, 40), edit.window, region, 32, feather=2, coverage=share)
+    assert crop.coverage == share
+    assert cut(gradient(40, 40), edit.window, region, 32).coverage == 1.0
+    assert Crop(crop.pixels, crop.mask, crop.alpha).coverage == 1.0  # positional, as before
+    with pytest.raises(ItemError, match="occluded") as err:
+        paintable(edit, anns, (40, 40), 2, 0.9)
+    assert err.value.detail == "87.5% of the object is paintable, under --min-coverage 0.9"
 
 
 # --- paste -----------------------------------------------------------------------------------

@@ -32,8 +32,11 @@ ORDER = [
     "exporters.yolo",
     "pipeline.plan",
     "pipeline.crops",
+    "pipeline.verify",
     "pipeline.tiny",
     "pipeline.backend",
+    "pipeline.verifiers",
+    "pipeline.models",
     "pipeline.batch",
     "pipeline.records",
     "pipeline.journal",
@@ -51,7 +54,7 @@ ORDER = [
     "cli.run",
     "cli",
 ]
-MODEL_MODULES = {"pipeline.backend", "pipeline.tiny"}
+MODEL_MODULES = {"pipeline.backend", "pipeline.tiny", "pipeline.verifiers"}
 HEAVY = {"torch", "diffusers", "transformers"}
 
 

@@ -13,6 +13,7 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.coco import load_coco
 from inpaint_aug.dataset.prompts import parse_prompts
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.crops import paintable
 from inpaint_aug.pipeline.plan import check_annotation, derive_seed, plan_dataset
 
 CATS = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 5, "name": "bird"}]
@@ -343,6 +344,26 @@ def test_protect_excludes_boxes_only_touching_the_window(tmp_path):
     anns[1]["bbox"] = [0, 0, wx0, wy0 + 5]  # ends exactly at the window's left edge
     jobs, _ = plan(tmp_path, anns, PlanSettings(**{**SETTINGS.__dict__, "padding": 0.0}))
     assert jobs[0].edits[0].protect == ()
+
+
+def poly(x, y, w, h):
+    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+@pytest.mark.parametrize("masks", [True, False], ids=["polygons", "boxes"])
+def test_nested_and_overlapping_objects_are_candidates_both_ways(tmp_path, masks):
+    boxes = [[10, 10, 60, 50], [30, 30, 10, 10], [60, 20, 20, 20]]  # wall, window, peer
+    anns = [ann(i + 1, bbox=b, seg=poly(*b) if masks else None) for i, b in enumerate(boxes)]
+    jobs, _ = plan(tmp_path, anns)
+    edits = {e.annotation_id: e for e in jobs[0].edits}
+    assert set(edits[1].protect) == {1, 2} and 0 in edits[2].protect and 0 in edits[3].protect
+    shares = {}
+    for aid, edit in edits.items():
+        region, shares[aid] = paintable(edit, jobs[0].annotations, (100, 80), 2, 0.5)
+        assert region.shape == (edit.window.side, edit.window.side)
+    # the wall loses the window and its overlap with the peer; the window keeps all of itself
+    assert shares[1] == pytest.approx(1 - (100 + 10 * 20) / 3000)
+    assert shares[2] == 1.0 and shares[3] == pytest.approx(0.5)
 
 
 def test_edits_keep_annotation_order(tmp_path):

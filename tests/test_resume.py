@@ -126,9 +126,10 @@ def read_json(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(data, tiny_inpainter) -> Reference:
+def reference(data, tiny_inpainter, tiny_verifier) -> Reference:
     out = data.root / "reference"
-    run(options(data, out), inpainter=tiny_inpainter)
+    # the CLI runs below load tiny-random, and so verify with the tiny CLIP: the same here
+    run(options(data, out), inpainter=tiny_inpainter, verifier=tiny_verifier)
     annotations = read_json(out / "annotations.json")
     assert len(annotations["images"]) == N_EDITS
     pixels = {im["file_name"]: decode(out / im["file_name"]) for im in annotations["images"]}
@@ -241,11 +242,15 @@ class CrashAfter:
 
 
 def test_resume_skips_finished_images_and_equals_uninterrupted(
-    data, reference, tiny_inpainter, tmp_path, model
+    data, reference, tiny_inpainter, tiny_verifier, tmp_path, model
 ):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(options(data, out), inpainter=CrashAfter(tiny_inpainter, calls=2))
+        run(
+            options(data, out),
+            inpainter=CrashAfter(tiny_inpainter, calls=2),
+            verifier=tiny_verifier,
+        )
     assert_consistent(out)
     done = len(journal_records(out))
     assert 1 <= done <= 2
@@ -605,14 +610,18 @@ def test_out_inside_unwritable_folder_simulated(data, tmp_path, model, monkeypat
 
 
 def test_records_after_a_torn_line_survive_the_next_resume(
-    data, reference, tiny_inpainter, tmp_path, monkeypatch
+    data, reference, tiny_inpainter, tiny_verifier, tmp_path, monkeypatch
 ):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(options(data, out), inpainter=CrashAfter(tiny_inpainter, calls=1))
+        run(
+            options(data, out),
+            inpainter=CrashAfter(tiny_inpainter, calls=1),
+            verifier=tiny_verifier,
+        )
     with open(out / JOURNAL, "a", encoding="utf-8") as fh:
         fh.write('{"record": {"out_image_id": 2, "ima')
-    run(options(data, out, resume=True), inpainter=tiny_inpainter)
+    run(options(data, out, resume=True), inpainter=tiny_inpainter, verifier=tiny_verifier)
     assert_same_as_reference(out, reference)
 
     def refuse(*_a, **_k):

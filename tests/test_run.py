@@ -127,10 +127,14 @@ def test_copies_make_distinct_images(shapes, prompts_file, tmp_path, tiny_inpain
     assert len({im["file_name"] for im in out["images"]}) == len(out["images"])
 
 
-def test_cli_end_to_end_with_model_folder(shapes, prompts_file, tmp_path, tiny_model_dir):
+def test_cli_end_to_end_with_model_folder(
+    shapes, prompts_file, tmp_path, tiny_model_dir, tiny_clip_dir
+):
     out = tmp_path / "cli-out"
     args = [
         "run",
+        "--verifier-model",
+        str(tiny_clip_dir),
         str(shapes),
         "--prompts",
         str(prompts_file),
@@ -153,6 +157,8 @@ def test_cli_end_to_end_with_model_folder(shapes, prompts_file, tmp_path, tiny_m
     assert result.exit_code == 0, result.output
     assert "objects redrawn" in result.output
     data = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+    verified = [e["verify"] for im in data["images"] for e in im["inpaint_aug"]["edits"]]
+    assert verified and all(v["verifier"] == f"clip:{tiny_clip_dir}" for v in verified)
     assert data["images"] and all((out / im["file_name"]).is_file() for im in data["images"])
     report = json.loads((out / "run.json").read_text())
     assert report["counts"]["images_written"] == len(data["images"])

@@ -11,8 +11,17 @@ from typing import Annotated
 
 import typer
 
-from inpaint_aug.choices import Dtype, ExportFormat, ImageFormat, Preset, Split
+from inpaint_aug.choices import (
+    Dtype,
+    ExportFormat,
+    ImageFormat,
+    OnReject,
+    Preset,
+    Split,
+    VerifyMode,
+)
 from inpaint_aug.cli.common import (
+    INPUT,
     MODEL,
     MODEL_EPILOG,
     OUTPUT,
@@ -39,16 +48,22 @@ from inpaint_aug.cli.common import (
     library_errors,
     setup_logging,
 )
-from inpaint_aug.options import LCM_LORA, PlanSettings, RunOptions
+from inpaint_aug.options import LCM_LORA, PlanSettings, RunOptions, VerifySettings
 from inpaint_aug.pipeline.report import RunReport
 from inpaint_aug.pipeline.run import run
+from inpaint_aug.pipeline.verifiers import DEFAULT_CLIP, DEFAULT_OWLV2
 
 
 def _flag(text: str, panel: str, *names: str) -> typer.models.OptionInfo:
     return typer.Option(*names, help=text, rich_help_panel=panel)
 
 
-EPILOG = f"{MODEL_EPILOG}. LCM-LoRA of --preset fast: {LCM_LORA}."
+EPILOG = (
+    f"{MODEL_EPILOG}. LCM-LoRA of --preset fast: {LCM_LORA}. Verifiers: {DEFAULT_CLIP} (clip), "
+    f"{DEFAULT_OWLV2} (owlv2)."
+)
+VERIFY = "Verify"
+VERIFY_DEFAULTS = VerifySettings()
 
 
 def run_command(
@@ -102,6 +117,29 @@ def run_command(
     resume: Annotated[
         bool, _flag("Continue an interrupted run in --out.", OUTPUT, "--resume")
     ] = False,
+    verify: Annotated[
+        VerifyMode, _flag("Check each redraw against its label (auto: CLIP).", VERIFY)
+    ] = VERIFY_DEFAULTS.mode,
+    verifier_model: Annotated[
+        str | None, _flag("Verifier hub id or folder \\[default: see the end].", VERIFY)
+    ] = None,
+    verify_threshold: Annotated[
+        float | None,
+        _flag(
+            "CLIP: score points a redraw may fall below its source (2.5); "
+            "OWLv2: share of the source's score it must keep (0.5).",
+            VERIFY,
+        ),
+    ] = None,
+    verify_retries: Annotated[
+        int, _flag("New seeds for a rejected redraw.", VERIFY)
+    ] = VERIFY_DEFAULTS.retries,
+    on_reject: Annotated[
+        OnReject, _flag("revert: keep the source pixels; drop: skip that image.", VERIFY)
+    ] = VERIFY_DEFAULTS.on_reject,
+    min_coverage: Annotated[
+        float, _flag("Redraw an object only if this share of it is paintable.", INPUT)
+    ] = PLAN.min_coverage,
     quiet: Annotated[bool, _flag("Print only errors.", OUTPUT, "--quiet", "-q")] = False,
 ) -> None:
     """Augment COCO_JSON: redraw each eligible object and write a new COCO dataset to --out."""
@@ -117,6 +155,7 @@ def run_command(
             steps=steps,
             guidance=guidance,
             strength=strength,
+            min_coverage=min_coverage,
         )
         options = RunOptions(
             coco=coco_json,
@@ -140,6 +179,13 @@ def run_command(
             split=split,
             preset=preset,
             plan=plan,
+            verify=VerifySettings(
+                mode=verify,
+                model=verifier_model,
+                threshold=verify_threshold,
+                retries=verify_retries,
+                on_reject=on_reject,
+            ),
         )
         setup_logging(quiet)
         report = _run_with_progress(options, quiet)
@@ -176,19 +222,21 @@ def print_summary(report: RunReport) -> None:
     typer.echo(format_table(class_rows(report)))
     typer.echo(
         f"time: {report.seconds_total:.1f}s total, model load {report.seconds_load:.1f}s, "
-        f"{per:.3f}s of model time per object; details in {report.out / 'run.json'}"
+        f"{per:.3f}s of model time per object, verifier {report.seconds_verify:.1f}s; "
+        f"details in {report.out / 'run.json'}"
     )
     if report.exported:
         typer.echo(f"YOLO dataset: {report.exported}")
 
 
 def class_rows(report: RunReport) -> list[list[str]]:
-    """Rows of (class, edited, not edited by reason), then image-level skips."""
-    rows = [["class", "edited", "not edited (reason: count)"]]
+    """Rows of (class, edited, after a retry, rejected, not edited by reason), then image skips."""
+    rows = [["class", "edited", "after retry", "rejected", "not edited (reason: count)"]]
     for name, row in report.per_class.items():
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(row["skipped"].items()))
-        rows.append([name, str(row["edited"]), detail or "-"])
+        counts = [str(row[k]) for k in ("edited", "after_retry", "rejected")]
+        rows.append([name, *counts, detail or "-"])
     for key, count in report.skip_counts().items():
         if key.startswith("image/"):
-            rows.append([f"({key})", "", str(count)])
+            rows.append([f"({key})", "", "", "", str(count)])
     return rows

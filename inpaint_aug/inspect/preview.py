@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
     made = {}  # (source image id, copy, source annotation id) -> (output file, provenance)
     for image in read_json(out_dir / "annotations.json").get("images", []):
         prov = image.get("inpaint_aug") or {}
-        for e in prov.get("edits", []):
+        for e in prov.get("edits", []) + prov.get("rejected", []):
             key = (prov.get("source_image_id"), prov.get("copy"), e.get("source_annotation_id"))
             made[key] = (image["file_name"], e)
     read = _reader(ds)
@@ -122,12 +123,35 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
         name, prov = made[(job.image["id"], job.copy, edit.annotation_id)]
         after = load_image(inside(out_dir, name))
         prompt, seed = str(prov["prompt"]), int(prov["seed"])
-        return _item(ds, (job, edit), plan, (read(job.image), after), prompt, seed)
+        item = _item(ds, (job, edit), plan, (read(job.image), after), prompt, seed)
+        return replace(item, label=item.label + verdict_note(prov, prov in rejected))
+
+    rejected = [
+        e
+        for im in read_json(out_dir / "annotations.json").get("images", [])
+        for e in (im.get("inpaint_aug") or {}).get("rejected", [])
+    ]
 
     done = [
         (j, e) for j in jobs for e in j.edits if (j.image["id"], j.copy, e.annotation_id) in made
     ]
     return _spread(done, n, make)
+
+
+def verdict_note(entry: dict[str, Any], rejected: bool) -> str:
+    """The verifier's verdict of one provenance entry, for an item's label ('' without one).
+
+    >>> verdict_note({"verify": {"score": 24.2, "source_score": 25.0, "attempts": 2}}, True)
+    ' · REJECTED (kept its source pixels) · score 24.20, source 25.00, 2 tries'
+    """
+    verify = entry.get("verify")
+    note = " · REJECTED (kept its source pixels)" if rejected else ""
+    if verify:
+        note += (
+            f" · score {verify['score']:.2f}, source {verify['source_score']:.2f}, "
+            f"{verify['attempts']} {'try' if verify['attempts'] == 1 else 'tries'}"
+        )
+    return note
 
 
 def sample_items(

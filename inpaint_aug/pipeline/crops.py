@@ -3,6 +3,16 @@
 Compositing goes through a feathered region mask whose weights are exactly 0 outside the
 (dilated) object region, so every pixel outside it keeps its source value bit for bit.
 
+Occlusion order (:func:`paintable`): an object whose pixels lie at least :data:`NESTED` (80 %)
+inside another object's pixels (a window on a wall, a wheel on a car) is *in front of* that
+container, unless the container is as much inside it (near-duplicates are peers). An edit
+repaints its own dilated pixels minus every other labelled object, except the containers it
+stands in front of: a container is cut around the objects nested in it, a nested object is not
+cut by its container, and peers that merely overlap cut each other. Crowd regions are never
+repainted. Masks are the segmentation where there is one, the box otherwise. The share of the
+object's own pixels that is left paintable is its *coverage*; under ``min_coverage`` the edit
+is skipped as ``occluded``.
+
 Example:
     >>> import numpy as np
     >>> from inpaint_aug.geometry import Window
@@ -15,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +36,9 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.errors import ItemError
 from inpaint_aug.pipeline.plan import Edit
 
+NESTED = 0.8
+"""An object with at least this share of its pixels inside another's is in front of it."""
+
 
 @dataclass(frozen=True)
 class Crop:
@@ -34,11 +48,13 @@ class Crop:
         pixels: ``(R, R, 3)`` uint8 RGB crop at model resolution.
         mask: ``(R, R)`` uint8, 255 where the model may repaint.
         alpha: ``(side, side)`` float32 blend weights in window coordinates.
+        coverage: the share of the object's own pixels (in the image) the region covers.
     """
 
     pixels: np.ndarray
     mask: np.ndarray
     alpha: np.ndarray
+    coverage: float = 1.0
 
 
 def object_mask(ann: dict[str, Any], region: str, size: tuple[int, int], window: geo.Window):
@@ -53,21 +69,74 @@ def object_mask(ann: dict[str, Any], region: str, size: tuple[int, int], window:
 def region_mask(
     edit: Edit, anns: tuple[dict[str, Any], ...], size: tuple[int, int], dilate: int
 ) -> np.ndarray:
-    """The pixels an edit may change: its dilated region minus every other object it meets.
-
-    Other objects are protected by their masks when they have one (boxes otherwise), so an
-    object is never painted over its occluder, nor its occluder over it.
+    """The pixels an edit may change: :func:`paintable` without a coverage floor.
 
     Raises:
-        ItemError: ``occluded`` when nothing is left to repaint.
+        ItemError: ``occluded`` when no pixel of the object itself is left to repaint.
     """
-    region = geo.dilate(object_mask(anns[edit.ann_index], edit.region, size, edit.window), dilate)
+    return paintable(edit, anns, size, dilate, 0.0)[0]
+
+
+def paintable(
+    edit: Edit,
+    anns: tuple[dict[str, Any], ...],
+    size: tuple[int, int],
+    dilate: int,
+    min_coverage: float,
+) -> tuple[np.ndarray, float]:
+    """The pixels an edit may change, in window coordinates, and its coverage.
+
+    The region is the object's dilated mask (its box for ``edit.region == "box"``), inside the
+    image, minus each object in ``edit.protect`` that the edit does not stand in front of (see
+    the module docstring). Coverage is the share of the undilated own mask the region keeps.
+
+    Raises:
+        ItemError: ``occluded`` when the coverage is under ``min_coverage``, or 0.
+    """
+    inside = _inside_image(edit.window, size)
+    shape = object_mask(anns[edit.ann_index], edit.region, size, edit.window)
+    own = shape & inside
+    region = geo.dilate(shape, dilate) & inside
     for i in edit.protect:
-        region &= ~object_mask(anns[i], "auto", size, edit.window)
-    region &= _inside_image(edit.window, size)
-    if not region.any():
-        raise ItemError("occluded", "other objects cover the whole region")
-    return region
+        other = object_mask(anns[i], "auto", size, edit.window) & inside
+        if anns[i].get("iscrowd") or not in_front(own, other):
+            region &= ~other
+    share = coverage(region, own)
+    if share <= 0.0:
+        raise ItemError("occluded", "no pixel of the object is paintable: others cover it")
+    if share < min_coverage:
+        shown = f"{math.floor(share * 1000) / 10:g}%"
+        detail = f"{shown} of the object is paintable, under --min-coverage {min_coverage:g}"
+        raise ItemError("occluded", detail)
+    return region, share
+
+
+def in_front(a: np.ndarray, b: np.ndarray, share: float = NESTED) -> bool:
+    """Whether object ``a`` stands in front of object ``b``: ``a`` is nested in ``b``.
+
+    True when at least ``share`` of ``a``'s pixels lie inside ``b`` and ``b`` is not as much
+    inside ``a``, so at most one of two objects is in front of the other.
+
+    >>> a = np.zeros((4, 4), bool); a[1:3, 1:3] = True
+    >>> in_front(a, np.ones((4, 4), bool)), in_front(np.ones((4, 4), bool), a), in_front(a, a)
+    (True, False, False)
+    """
+    both = int(np.count_nonzero(a & b))
+    a_size, b_size = int(np.count_nonzero(a)), int(np.count_nonzero(b))
+    a_in_b = a_size > 0 and both >= share * a_size
+    b_in_a = b_size > 0 and both >= share * b_size
+    return a_in_b and not b_in_a
+
+
+def coverage(region: np.ndarray, own: np.ndarray) -> float:
+    """The share of ``own``'s pixels that ``region`` covers (0 for an empty ``own``).
+
+    >>> own = np.zeros((4, 4), bool); own[:2] = True
+    >>> coverage(own & (np.arange(4) < 1), own)
+    0.25
+    """
+    total = int(np.count_nonzero(own))
+    return int(np.count_nonzero(region & own)) / total if total else 0.0
 
 
 def _inside_image(window: geo.Window, size: tuple[int, int]) -> np.ndarray:
@@ -76,7 +145,12 @@ def _inside_image(window: geo.Window, size: tuple[int, int]) -> np.ndarray:
 
 
 def cut(
-    image: np.ndarray, window: geo.Window, region: np.ndarray, resolution: int, feather: int = 3
+    image: np.ndarray,
+    window: geo.Window,
+    region: np.ndarray,
+    resolution: int,
+    feather: int = 3,
+    coverage: float = 1.0,
 ) -> Crop:
     """Cut a window (edge-replicated past the border) and resize it to ``resolution``.
 
@@ -86,6 +160,7 @@ def cut(
         region: the window-shaped mask the model may repaint.
         resolution: the model's crop size.
         feather: paste-back edge softening, in window pixels (weights stay 0 outside region).
+        coverage: the region's coverage of its object (from :func:`paintable`), kept on the crop.
     """
     res = resolution
     height, width = image.shape[:2]
@@ -99,7 +174,8 @@ def cut(
     pixels = resize(patch, res)
     mask_small = cv2.resize(region.astype(np.float32), (res, res), interpolation=cv2.INTER_AREA)
     mask = np.where(mask_small > 0, 255, 0).astype(np.uint8)
-    return Crop(pixels=pixels, mask=mask, alpha=geo.feather(region, feather))
+    alpha = geo.feather(region, feather)
+    return Crop(pixels=pixels, mask=mask, alpha=alpha, coverage=coverage)
 
 
 def resize(pixels: np.ndarray, side: int) -> np.ndarray:

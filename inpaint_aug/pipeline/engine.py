@@ -30,16 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from inpaint_aug.choices import OnReject
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.images import encode_image, load_image
 from inpaint_aug.errors import ItemError
 from inpaint_aug.files import inside, write_bytes
 from inpaint_aug.options import PlanSettings
-from inpaint_aug.pipeline.batch import ModelCaller
-from inpaint_aug.pipeline.crops import Crop, cut, paste, region_mask
+from inpaint_aug.pipeline.batch import ModelCaller, Outcome
+from inpaint_aug.pipeline.crops import Crop, cut, paintable, paste
 from inpaint_aug.pipeline.journal import Journal
 from inpaint_aug.pipeline.plan import Edit, Skip
-from inpaint_aug.pipeline.records import Task, make_record
+from inpaint_aug.pipeline.records import MadeEdit, Task, make_record
+from inpaint_aug.pipeline.verify import Box, box_in_crop
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -59,6 +61,7 @@ class EngineStats:
 
     seconds_model: float
     objects_done: int
+    seconds_verify: float = 0.0
 
 
 @dataclass
@@ -68,7 +71,8 @@ class _Pending:
     task: Task
     pixels: np.ndarray
     remaining: int
-    done: list[tuple[Edit, Crop, np.ndarray]] = field(default_factory=list)
+    done: list[tuple[Outcome, Crop]] = field(default_factory=list)
+    rejected: list[tuple[Outcome, Crop]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class _Prepared:
 
     task: Task
     pixels: np.ndarray | None
-    crops: tuple[tuple[Edit, Crop], ...] = ()
+    crops: tuple[tuple[Edit, Crop, Box], ...] = ()
     failed: tuple[tuple[Edit, ItemError], ...] = ()
     error: ItemError | None = None
 
@@ -93,10 +97,13 @@ def prepare(ds: CocoDataset, task: Task, plan: PlanSettings) -> _Prepared:
     crops, failed = [], []
     for edit in job.edits:
         try:
-            region = region_mask(edit, job.annotations, size, plan.dilate)
-            crops.append((edit, cut(pixels, edit.window, region, plan.resolution, plan.feather)))
+            region, share = paintable(edit, job.annotations, size, plan.dilate, plan.min_coverage)
         except ItemError as err:
             failed.append((edit, err))
+            continue
+        crop = cut(pixels, edit.window, region, plan.resolution, plan.feather, coverage=share)
+        bbox = job.annotations[edit.ann_index]["bbox"]
+        crops.append((edit, crop, box_in_crop(bbox, edit.window.xyxy, plan.resolution)))
     return _Prepared(task, pixels, tuple(crops), tuple(failed))
 
 
@@ -122,10 +129,12 @@ class Engine:
         out: Path,
         settings: EngineSettings = EngineSettings(),
         progress: Progress | None = None,
+        on_reject: OnReject = OnReject.revert,
     ) -> None:
         self.ds, self.plan, self.caller, self.journal = ds, plan, caller, journal
         self.out, self.settings, self.progress = out, settings, progress
-        self.buckets: dict[tuple, list[tuple[_Pending, Edit, Crop]]] = {}
+        self.on_reject = on_reject
+        self.buckets: dict[tuple, list[tuple[_Pending, Edit, Crop, Box]]] = {}
         self.stop = threading.Event()
         self.objects_done = 0
         self.total = 0
@@ -145,7 +154,7 @@ class Engine:
             pool.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True)
         self._raise_write_errors()
-        return EngineStats(self.caller.seconds, self.objects_done)
+        return EngineStats(self.caller.seconds, self.objects_done, self.caller.seconds_verify)
 
     def _run(self, tasks: list[Task], pool: ThreadPoolExecutor, writer: ThreadPoolExecutor):
         ahead: deque[Future] = deque()
@@ -175,9 +184,9 @@ class Engine:
         for edit, err in prep.failed:
             self._skip("edit", err, task, edit)
             self._one_done(pending, writer)
-        for edit, crop in prep.crops:
+        for edit, crop, box in prep.crops:
             bucket = self.buckets.setdefault(edit.settings_key, [])
-            bucket.append((pending, edit, crop))
+            bucket.append((pending, edit, crop, box))
             if len(bucket) >= self.caller.batch_size:
                 self.flush(edit.settings_key, writer)
 
@@ -186,12 +195,16 @@ class Engine:
         items = self.buckets.pop(key, [])
         if not items:
             return
-        outcomes = self.caller.redraw([e for _, e, _ in items], [c for _, _, c in items])
-        for (pending, _, crop), outcome in zip(items, outcomes, strict=True):
-            if outcome.result is None:
+        edits, crops, boxes = ([item[k] for item in items] for k in (1, 2, 3))
+        outcomes = self.caller.redraw(edits, crops, boxes)
+        for (pending, _, crop, _), outcome in zip(items, outcomes, strict=True):
+            if outcome.rejected:
+                pending.rejected.append((outcome, crop))
+                self._skip("edit", _rejection(outcome), pending.task, outcome.edit)
+            elif outcome.result is None:
                 self._skip("edit", outcome.error, pending.task, outcome.edit)
             else:
-                pending.done.append((outcome.edit, crop, outcome.result))
+                pending.done.append((outcome, crop))
             self._one_done(pending, writer)
         self._advance(0)
 
@@ -207,22 +220,49 @@ class Engine:
         """Writer thread: paste in annotation order, save atomically, then journal."""
         try:
             task = pending.task
-            if not pending.done:
-                err = ItemError("no-edit-left", "every planned edit of this image was skipped")
-                self._skip("image", err, task)
+            unwritten = self._unwritten(pending)
+            if unwritten is not None:
+                self._skip("image", unwritten, task)
                 self._journal_ended(task)
                 return
-            done = sorted(pending.done, key=lambda item: item[0].ann_index)
-            for edit, crop, result in done:
-                paste(pending.pixels, edit.window, crop.alpha, result)
+            done = sorted(pending.done, key=lambda item: item[0].edit.ann_index)
+            for outcome, crop in done:
+                paste(pending.pixels, outcome.edit.window, crop.alpha, outcome.result)
             data = encode_image(pending.pixels, task.image_format)
             write_bytes(inside(self.out, task.file_name), data)
-            model, edits = self.caller.inpainter.name, [e for e, _, _ in done]
-            record = make_record(task.job, task.number, task.file_name, model, edits)
+            made = [self._made(o, c) for o, c in done]
+            rejected = [self._made(o, c) for o, c in sorted(pending.rejected, key=_ann_order)]
+            name = self.caller.inpainter.name
+            record = make_record(task.job, task.number, task.file_name, name, made, rejected)
             with self._lock:
                 self.journal.add_record(record)
         finally:
             self._write_slots.release()
+
+    def _unwritten(self, pending: _Pending) -> ItemError | None:
+        """Why an image with no edit in flight is not written, or ``None`` when it is."""
+        if pending.rejected and self.on_reject is OnReject.drop:
+            count = len(pending.rejected)
+            return ItemError("verify-rejected", f"{count} redraw(s) rejected; --on-reject drop")
+        if pending.done:
+            return None
+        if pending.rejected:
+            return ItemError("all-rejected", "the verifier rejected every redraw of this image")
+        return ItemError("no-edit-left", "every planned edit of this image was skipped")
+
+    def _made(self, outcome: Outcome, crop: Crop) -> MadeEdit:
+        """The record of one edit as made: seed used, coverage, the verifier's verdict."""
+        verdict, verifier = outcome.verdict, self.caller.verifier
+        verify = None
+        if verdict is not None and verifier is not None:
+            verify = {
+                "verifier": verifier.name,
+                "score": round(float(verdict.score), 4),
+                "source_score": round(float(verdict.source_score), 4),
+                "threshold": round(float(verdict.threshold), 4),
+                "attempts": outcome.attempts,
+            }
+        return MadeEdit(outcome.edit, crop.coverage, verify)
 
     def _raise_write_errors(self) -> None:
         for fut in [f for f in self._writes if f.done()]:
@@ -245,3 +285,17 @@ class Engine:
         self.objects_done += count
         if self.progress:
             self.progress(self.objects_done, self.total)
+
+
+def _ann_order(item: tuple[Outcome, Crop]) -> int:
+    return item[0].edit.ann_index
+
+
+def _rejection(outcome: Outcome) -> ItemError:
+    verdict = outcome.verdict
+    assert verdict is not None
+    detail = (
+        f"score {verdict.score:.3f} under {verdict.threshold:.3f} after "
+        f"{outcome.attempts} redraw(s); source object {verdict.source_score:.3f}"
+    )
+    return ItemError("verify-rejected", detail)

@@ -135,6 +135,7 @@ def _record(entry: dict[str, Any]) -> ImageRecord:
         image=data["image"],
         annotations=tuple(data["annotations"]),
         edited_ann_indexes=tuple(data["edited_ann_indexes"]),
+        rejected_ann_indexes=tuple(data.get("rejected_ann_indexes", ())),
     )
 
 

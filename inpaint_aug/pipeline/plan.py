@@ -208,7 +208,7 @@ def _make_edit(
 
 
 def _overlapping(anns: list[dict[str, Any]], index: int, window: geo.Window) -> tuple[int, ...]:
-    """Indexes of the other annotations whose box meets the window: they must stay untouched."""
+    """Indexes of the other annotations whose box meets the window (crops.paintable orders them)."""
     wx0, wy0, wx1, wy1 = window.xyxy
     hits = []
     for i, ann in enumerate(anns):

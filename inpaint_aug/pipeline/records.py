@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,23 @@ class ImageRecord:
     image: dict[str, Any]
     annotations: tuple[dict[str, Any], ...]
     edited_ann_indexes: tuple[int, ...] = field(default=())
+    rejected_ann_indexes: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class MadeEdit:
+    """An edit as it was really made: the seed used, its coverage and its verifier's verdict.
+
+    Attributes:
+        edit: the edit, with the seed that made the kept result.
+        coverage: the share of the object the model could repaint (``None``: not measured).
+        verify: the verdict as recorded (``verifier``, ``score``, ``source_score``,
+            ``threshold``, ``attempts``), or ``None`` without verification.
+    """
+
+    edit: Edit
+    coverage: float | None = None
+    verify: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +113,18 @@ def carry_annotation(ann: dict[str, Any], width: int, height: int) -> dict[str, 
     return out
 
 
-def edit_provenance(edit: Edit) -> dict[str, Any]:
+def edit_provenance(edit: Edit | MadeEdit) -> dict[str, Any]:
     """The provenance entry of one edit (``annotation_id`` is filled when ids are final)."""
+    made = edit if isinstance(edit, MadeEdit) else MadeEdit(edit)
+    entry = _provenance(made.edit)
+    if made.coverage is not None:
+        entry["coverage"] = round(made.coverage, 4)
+    if made.verify is not None:
+        entry["verify"] = made.verify
+    return entry
+
+
+def _provenance(edit: Edit) -> dict[str, Any]:
     return {
         "source_annotation_id": edit.annotation_id,
         "annotation_id": None,
@@ -112,13 +140,20 @@ def edit_provenance(edit: Edit) -> dict[str, Any]:
 
 
 def make_record(
-    job: ImageJob, out_image_id: int, file_name: str, model: str, done: list[Edit]
+    job: ImageJob,
+    out_image_id: int,
+    file_name: str,
+    model: str,
+    done: Sequence[Edit | MadeEdit],
+    rejected: Sequence[MadeEdit] = (),
 ) -> ImageRecord:
     """Build the output record of a finished job from the edits that were actually made.
 
+    Redraws the verifier rejected (and reverted) are listed under ``rejected``, not ``edits``.
     The source's ``coco_url``/``flickr_url`` point at the source photo, not the new image, so
     they move into the provenance (``source_coco_url``, ``source_flickr_url``).
     """
+    made = [d if isinstance(d, MadeEdit) else MadeEdit(d) for d in done]
     width, height = int(job.image["width"]), int(job.image["height"])
     image = {k: v for k, v in job.image.items() if k not in SOURCE_URL_KEYS}
     image.update(id=out_image_id, file_name=file_name, width=width, height=height)
@@ -128,10 +163,15 @@ def make_record(
         **{f"source_{k}": job.image[k] for k in SOURCE_URL_KEYS if k in job.image},
         "copy": job.copy,
         "model": model,
-        "edits": [edit_provenance(e) for e in done],
+        "edits": [edit_provenance(m) for m in made],
     }
+    if rejected:
+        image["inpaint_aug"]["rejected"] = [edit_provenance(m) for m in rejected]
     anns = tuple(carry_annotation(a, width, height) for a in job.annotations)
-    return ImageRecord(out_image_id, image, anns, tuple(e.ann_index for e in done))
+    indexes = tuple(m.edit.ann_index for m in made)
+    return ImageRecord(
+        out_image_id, image, anns, indexes, tuple(m.edit.ann_index for m in rejected)
+    )
 
 
 def original_record(original: Original, annotations: list[dict[str, Any]]) -> ImageRecord:
@@ -164,12 +204,18 @@ def assemble(raw: dict[str, Any], records: list[ImageRecord]) -> dict[str, Any]:
             annotations.append({**ann, "id": next_id, "image_id": rec.out_image_id})
             new_ids[index] = next_id
             next_id += 1
-        prov["edits"] = [
-            {**e, "annotation_id": new_ids[i]}
-            for e, i in zip(prov["edits"], rec.edited_ann_indexes, strict=True)
-        ]
+        prov["edits"] = _with_ids(prov["edits"], rec.edited_ann_indexes, new_ids)
+        if "rejected" in prov:
+            prov["rejected"] = _with_ids(prov["rejected"], rec.rejected_ann_indexes, new_ids)
         image["inpaint_aug"] = prov
         images.append(image)
     out["images"], out["annotations"] = images, annotations
     out.setdefault("categories", raw.get("categories", []))
     return out
+
+
+def _with_ids(
+    entries: list[dict[str, Any]], indexes: tuple[int, ...], new_ids: dict[int, int]
+) -> list[dict[str, Any]]:
+    """Provenance entries with the final ``annotation_id`` of the object each one is about."""
+    return [{**e, "annotation_id": new_ids[i]} for e, i in zip(entries, indexes, strict=True)]

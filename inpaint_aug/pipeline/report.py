@@ -34,6 +34,7 @@ class RunReport:
     skips: tuple[Skip, ...] = ()
     seconds_total: float = 0.0
     seconds_model: float = 0.0
+    seconds_verify: float = 0.0
     seconds_load: float = 0.0
     exported: str | None = None
 
@@ -48,25 +49,33 @@ class RunReport:
 def per_class(
     ds: CocoDataset, records: list[ImageRecord], skips: list[Skip]
 ) -> dict[str, dict[str, Any]]:
-    """Per class name: objects edited and objects not edited, by reason."""
+    """Per class name: objects edited, edited after a verifier retry, rejected, and skipped.
+
+    Edits count per output copy; a skip at planning counts once per source object.
+    """
 
     def name(cat: Any) -> str:
         return str(ds.categories_by_id.get(cat, {}).get("name", cat))
 
     table: dict[str, dict[str, Any]] = {}
     for rec in records:
-        for index in rec.edited_ann_indexes:
-            row = table.setdefault(name(rec.annotations[index]["category_id"]), _row())
+        for entry in rec.image.get("inpaint_aug", {}).get("edits", []):
+            row = table.setdefault(name(entry["category_id"]), _row())
             row["edited"] += 1
+            if (entry.get("verify") or {}).get("attempts", 1) > 1:
+                row["after_retry"] += 1
     for skip in skips:
         if skip.kind in ("edit", "annotation") and skip.category_id is not None:
-            reasons = table.setdefault(name(skip.category_id), _row())["skipped"]
-            reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
+            row = table.setdefault(name(skip.category_id), _row())
+            if skip.reason == "verify-rejected":
+                row["rejected"] += 1
+                continue
+            row["skipped"][skip.reason] = row["skipped"].get(skip.reason, 0) + 1
     return dict(sorted(table.items()))
 
 
 def _row() -> dict[str, Any]:
-    return {"edited": 0, "skipped": {}}
+    return {"edited": 0, "after_retry": 0, "rejected": 0, "skipped": {}}
 
 
 def report_dict(options: RunOptions, report: RunReport) -> dict[str, Any]:
@@ -86,6 +95,7 @@ def report_dict(options: RunOptions, report: RunReport) -> dict[str, Any]:
         "seconds": {
             "total": round(report.seconds_total, 3),
             "model": round(report.seconds_model, 3),
+            "verify": round(report.seconds_verify, 3),
             "model_load": round(report.seconds_load, 3),
         },
         "exported": report.exported,

@@ -31,6 +31,7 @@ from inpaint_aug.pipeline.backend import Inpainter
 from inpaint_aug.pipeline.batch import ModelCaller
 from inpaint_aug.pipeline.engine import Engine, EngineSettings, EngineStats
 from inpaint_aug.pipeline.journal import STATE_DIR, Journal, check_output_folder
+from inpaint_aug.pipeline.models import Models, load_models
 from inpaint_aug.pipeline.plan import (
     Skip,
     check_image,
@@ -49,6 +50,7 @@ from inpaint_aug.pipeline.records import (
 )
 from inpaint_aug.pipeline.report import RunReport, per_class, report_dict
 from inpaint_aug.pipeline.signals import interrupt_on_signals, stop_on_signals
+from inpaint_aug.pipeline.verify import Verifier
 
 Progress = Callable[[int, int], None]
 
@@ -80,11 +82,15 @@ def fingerprint(options: RunOptions) -> dict[str, Any]:
         "coco_sha256": digest["coco"],
         "prompts_sha256": digest["prompts"],
         **{f"plan.{k}": v for k, v in plain["plan"].items()},
+        **{f"verify.{k}": v for k, v in plain["verify"].items()},
     }
 
 
 def run(
-    options: RunOptions, inpainter: Inpainter | None = None, progress: Progress | None = None
+    options: RunOptions,
+    inpainter: Inpainter | None = None,
+    progress: Progress | None = None,
+    verifier: Verifier | None = None,
 ) -> RunReport:
     """Run the whole job and write ``OUT/annotations.json``, ``OUT/run.json`` and the images.
 
@@ -93,6 +99,8 @@ def run(
         inpainter: a ready model; loaded from ``options`` when ``None`` (and only if there is
             work left to do).
         progress: called with ``(objects_done, objects_total)`` after each batch.
+        verifier: a ready verifier (any object with ``name`` and ``verify``); loaded from
+            ``options.verify`` when ``None`` (see :mod:`inpaint_aug.pipeline.models`).
 
     Raises:
         FatalError: bad inputs, a model that cannot load, an unusable output folder.
@@ -109,14 +117,15 @@ def run(
     tasks, copies = output_tasks(jobs, originals, options.image_format)
     # 3. Load the model before anything is written (a resumed run loads it only if needed).
     resuming = options.resume and (out / STATE_DIR / "journal.jsonl").is_file()
-    seconds_load = 0.0
-    if not resuming and jobs and inpainter is None:
-        inpainter, seconds_load = _load_model_first(out, options)
+    models = None
+    if not resuming and jobs:
+        models = _load_models_first(out, options, inpainter, verifier)
     # 4. Open the journal and redraw what is left.
     journal = Journal.open(out, fingerprint(options), options.resume)
     make_dirs(out / IMAGES_DIR)
     try:
-        stats, more_load = _execute(ds, tasks, options, inpainter, journal, progress)
+        given = models or (inpainter, verifier)
+        stats, seconds_load = _execute(ds, tasks, options, given, journal, progress)
     finally:
         journal.close()
     # 5. Write the originals, the dataset and its export.
@@ -137,7 +146,8 @@ def run(
         per_class=per_class(ds, edited, all_skips),
         skips=tuple(all_skips),
         seconds_model=stats.seconds_model,
-        seconds_load=seconds_load + more_load,
+        seconds_verify=stats.seconds_verify,
+        seconds_load=(models.seconds_load if models else 0.0) + seconds_load,
         exported=exported,
     )
     report = replace(report, seconds_total=time.perf_counter() - started)
@@ -145,8 +155,10 @@ def run(
     return report
 
 
-def _load_model_first(out: Path, options: RunOptions) -> tuple[Inpainter, float]:
-    """Load the model before anything is written, after checking OUT can be created.
+def _load_models_first(
+    out: Path, options: RunOptions, inpainter: Inpainter | None, verifier: Verifier | None
+) -> Models:
+    """Load the models before anything is written, after checking OUT can be created.
 
     If loading fails or is interrupted, an OUT folder made here (still empty) is removed again,
     so the next attempt needs no ``--resume``.
@@ -155,42 +167,45 @@ def _load_model_first(out: Path, options: RunOptions) -> tuple[Inpainter, float]
     make_dirs(out)
     try:
         with interrupt_on_signals("while loading the model; nothing was written"):
-            return _load_model(options)
+            return load_models(options, inpainter, verifier)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
 
 
-def _load_model(options: RunOptions) -> tuple[Inpainter, float]:
-    from inpaint_aug.pipeline.backend import DiffusersInpainter
-
-    t0 = time.perf_counter()
-    inpainter = DiffusersInpainter.load(options.model_options())
-    return inpainter, time.perf_counter() - t0
-
-
 def _execute(
     ds: CocoDataset,
     tasks: list[Task],
     options: RunOptions,
-    inpainter: Inpainter | None,
+    given: Models | tuple[Inpainter | None, Verifier | None],
     journal: Journal,
     progress: Progress | None,
 ) -> tuple[EngineStats, float]:
     """Redraw the tasks the journal has not ended; stop cleanly on a signal.
 
-    Returns the engine's figures and the seconds spent loading a model here (on resume).
+    Returns the engine's figures and the seconds spent loading models here (on resume).
     """
     todo = [t for t in tasks if t.number not in journal.ended]
     if not todo:
         return EngineStats(0.0, 0), 0.0
-    seconds_load = 0.0
-    if inpainter is None:
-        inpainter, seconds_load = _load_model(options)
-    caller = ModelCaller(inpainter, options.batch_size)
+    models = given if isinstance(given, Models) else load_models(options, *given)
+    seconds_load = 0.0 if isinstance(given, Models) else models.seconds_load
+    labels = {c["id"]: str(c.get("name")) for c in ds.raw["categories"]}
+    caller = ModelCaller(
+        models.inpainter, options.batch_size, models.verifier, options.verify.retries, labels
+    )
     settings = EngineSettings(options.workers, max(4, options.batch_size))
-    engine = Engine(ds, options.plan, caller, journal, Path(options.out), settings, progress)
+    engine = Engine(
+        ds,
+        options.plan,
+        caller,
+        journal,
+        Path(options.out),
+        settings,
+        progress,
+        options.verify.on_reject,
+    )
     total = sum(len(t.job.edits) for t in tasks)
     with stop_on_signals(engine.stop) as caught:
         stats = engine.process(todo, total)

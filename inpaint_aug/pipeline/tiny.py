@@ -1,6 +1,6 @@
-"""The offline ``tiny-random`` model: a tiny random-weight SD inpainting pipeline.
+"""The offline tiny models: ``tiny-random`` inpainting, ``tiny-clip`` and ``tiny-owlv2``.
 
-Built in memory from configs in seconds, with no network. Its output is noise: it exists to
+Built in memory from configs in seconds, with no network. Their output is noise: they exist to
 test the plumbing, and, saved with ``save_pretrained``, the real loading path.
 
 Example:
@@ -91,3 +91,70 @@ def _tiny_tokenizer() -> Any:
         Path(tmp, "merges.txt").write_text("#version: 0.2\n")
         Path(tmp, "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
+
+
+def build_tiny_clip(seed: int = 0) -> tuple[Any, Any]:
+    """A tiny random-weight ``CLIPModel`` and its tokenizer, for the ``tiny-clip`` verifier.
+
+    Two layers of width 32 on each side, 32 px images in 8 px patches; in eval mode and the same
+    for the same ``seed`` (the global RNG is left as it was). Its scores are noise.
+    """
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    tokenizer = _tiny_tokenizer()
+    config = CLIPConfig(
+        text_config=_tiny_tower(tokenizer, max_position_embeddings=77),
+        vision_config=_tiny_tower(None, image_size=32, patch_size=8),
+        projection_dim=32,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIPModel(config)
+    return model.eval(), tokenizer
+
+
+def build_tiny_owlv2(seed: int = 0) -> tuple[Any, Any]:
+    """A tiny random-weight ``Owlv2ForObjectDetection`` and its tokenizer (``tiny-owlv2``).
+
+    Same sizes as :func:`build_tiny_clip` (a 4 x 4 grid of predicted boxes); the projection is
+    as wide as the text tower, as the class head requires. The detection heads get small
+    weights, so predicted boxes sit near their grid cells and class scores are not saturated.
+    """
+    import torch
+    from transformers import Owlv2Config, Owlv2ForObjectDetection
+
+    tokenizer = _tiny_tokenizer()
+    config = Owlv2Config(
+        text_config=_tiny_tower(tokenizer, max_position_embeddings=32),
+        vision_config=_tiny_tower(None, image_size=32, patch_size=8),
+        projection_dim=32,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Owlv2ForObjectDetection(config)
+        for head in (model.class_head, model.box_head, model.objectness_head):
+            for layer in head.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    torch.nn.init.normal_(layer.weight, std=0.02)
+                    torch.nn.init.zeros_(layer.bias)
+    return model.eval(), tokenizer
+
+
+def _tiny_tower(tokenizer: Any, **extra: Any) -> dict[str, Any]:
+    """The config of one tiny transformer tower; a text tower when ``tokenizer`` is given."""
+    tower = {
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        **extra,
+    }
+    if tokenizer is not None:
+        tower.update(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return tower
