@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--min-size", type=int, default=16, help="smallest object side redrawn (px)")
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument(
+        "--verify",
+        choices=("none", "tiny-clip", "tiny-owlv2", "clip", "owlv2"),
+        default="none",
+        help="also verify each redraw (its time is reported apart); clip/owlv2 need the weights",
+    )
     p.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the tool run")
     p.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -300,16 +306,24 @@ def time_tool(
     options = inpaint_aug.RunOptions(
         coco=coco, prompts=prompts, out=out, batch_size=args.batch_size, plan=plan_settings(args)
     )
+    verifier = None
+    if args.verify != "none":
+        from inpaint_aug.pipeline.verifiers import load_verifier
+
+        verifier = load_verifier(args.verify, None, inpainter.device, args.dtype, None)
     reset_device_peak()
     started = time.perf_counter()
     if args.profile:
         report = profiled_run(options, inpainter, args.profile)
     else:
-        report = inpaint_aug.run(options, inpainter=inpainter)
+        report = inpaint_aug.run(options, inpainter=inpainter, verifier=verifier)
     seconds = time.perf_counter() - started
     figures = side_figures(report.objects_edited, seconds, report.seconds_model)
+    figures["seconds_verify"] = report.seconds_verify
+    figures["verify_share"] = report.seconds_verify / report.seconds_total
     figures["run_seconds_total"] = report.seconds_total
-    figures["overhead_share"] = 1.0 - report.seconds_model / report.seconds_total
+    busy = report.seconds_model + report.seconds_verify
+    figures["overhead_share"] = 1.0 - busy / report.seconds_total
     return figures
 
 
@@ -415,6 +429,7 @@ def settings_dict(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "min_size": args.min_size,
         "baseline": not args.skip_baseline,
+        "verify": args.verify,
     }
 
 
@@ -463,6 +478,13 @@ def print_table(figures: dict[str, Any]) -> None:
         f"ratio tool/baseline {fmt(figures['ratio'])}x | tool overhead share {share:.1%} | "
         f"peak RSS {figures['peak_rss_mb']:.0f} MB"
     )
+    tool = figures["tool"]
+    if tool.get("seconds_verify"):
+        print(
+            f"verifier {s.get('verify')}: {tool['seconds_verify']:.2f} s, "
+            f"{tool['verify_share']:.1%} of the run, "
+            f"{tool['seconds_verify'] / max(tool['objects'], 1) * 1000:.1f} ms per object"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

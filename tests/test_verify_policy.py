@@ -165,3 +165,54 @@ def test_verification_is_deterministic_and_part_of_the_fingerprint(shapes, promp
 def test_which_verifier(model, verify, injected, expected):
     options = RunOptions("a.json", "p.yaml", model=model, verify=verify)
     assert verifier_choice(options, injected) == expected
+
+
+def test_cli_tiny_owlv2_runs_through_the_whole_path(shapes, prompts_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from inpaint_aug.cli import app
+
+    out = tmp_path / "o"
+    args = [
+        "run",
+        str(shapes),
+        "--prompts",
+        str(prompts_file),
+        "--model",
+        "tiny-random",
+        "--device",
+        "cpu",
+        "--resolution",
+        "64",
+        "--steps",
+        "2",
+        "--min-size",
+        "8",
+        "--limit",
+        "2",
+        "--verify",
+        "owlv2",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+    assert edits(data) and {e["verify"]["verifier"] for e in edits(data)} == {"tiny-owlv2"}
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["seconds"]["verify"] > 0 and report["settings"]["verify"]["mode"] == "owlv2"
+
+
+def test_preview_marks_rejected_objects_and_shows_scores(shapes, prompts_file, tmp_path):
+    from inpaint_aug.inspect.preview import items_from_run
+
+    out = tmp_path / "o"
+    verifier = Scripted(None)
+    real = verifier.verify
+    verifier.verify = lambda batch: [
+        Verdict(v.score, 1.0, 0.5, i % 2 == 0) for i, v in enumerate(real(batch))
+    ]
+    go(shapes, prompts_file, out, verifier, retries=0)
+    labels = [item.label for item in items_from_run(out, n=50)]
+    assert any("REJECTED" in label for label in labels)
+    assert all("score" in label for label in labels)
