@@ -16,10 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Any
 
 from inpaint_aug.errors import OptionsError
+
+CUDA_INDEX = re.compile(r"cuda:([0-9]+)")
 
 
 class Choice(str, Enum):
@@ -47,12 +50,43 @@ class Region(Choice):
 
 
 class Device(Choice):
-    """Where the model runs; ``auto`` picks cuda, then mps, then cpu."""
+    """Where the model runs; ``auto`` picks cuda, then mps, then cpu.
+
+    ``cuda`` is the current GPU; ``cuda:N`` (GPU N, as PyTorch spells it) is no member: use
+    :meth:`name_of`, which accepts every form and returns the plain device string.
+
+    Example:
+        >>> Device.name_of("--device", "cuda:01"), Device.name_of("--device", Device.cpu)
+        ('cuda:1', 'cpu')
+    """
 
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
     mps = "mps"
+
+    @classmethod
+    def name_of(cls, option: str, value: Any) -> str:
+        """The device string for ``value``: a member (or its name), or ``cuda:N``.
+
+        Args:
+            option: the flag named in the error (``--device``).
+            value: a :class:`Device`, ``"auto"``, ``"cpu"``, ``"mps"``, ``"cuda"`` or
+                ``"cuda:N"`` with N a non-negative integer.
+
+        Raises:
+            OptionsError: any other value.
+        """
+        if isinstance(value, cls):
+            return value.value
+        if isinstance(value, str):
+            if value in {m.value for m in cls}:
+                return value
+            match = CUDA_INDEX.fullmatch(value)
+            if match:
+                return f"cuda:{int(match.group(1))}"
+        allowed = ", ".join(m.value for m in cls)
+        raise OptionsError(option, value, f"one of {allowed}, or cuda:N (N: a GPU index, 0, 1...)")
 
 
 class Dtype(Choice):

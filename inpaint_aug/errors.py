@@ -68,7 +68,7 @@ class OutOfMemory(InpaintAugError):
 
 
 class Interrupted(FatalError):
-    """The run was stopped by SIGINT or SIGTERM; finished work is kept for ``--resume``."""
+    """The run was stopped by SIGINT or SIGTERM; finished work is kept for the same command."""
 
 
 class ItemError(InpaintAugError):

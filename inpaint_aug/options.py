@@ -146,7 +146,8 @@ class ModelOptions:
 
     Attributes:
         model: hub id, local diffusers folder, ``.safetensors`` file, or ``tiny-random``.
-        device: :class:`~inpaint_aug.choices.Device`.
+        device: ``auto``, ``cpu``, ``mps``, ``cuda`` (the current GPU) or ``cuda:N``; a
+            :class:`~inpaint_aug.choices.Device` or a string, held as a plain string.
         dtype: :class:`~inpaint_aug.choices.Dtype`.
         compile: ``torch.compile`` the UNet (batches are padded to one shape: one compile).
         cpu_offload: move sub-models to the GPU only while they run (small GPUs; slower).
@@ -155,7 +156,7 @@ class ModelOptions:
     """
 
     model: str = DEFAULT_MODEL
-    device: Device = Device.auto
+    device: str = Device.auto.value
     dtype: Dtype = Dtype.auto
     compile: bool = False
     cpu_offload: bool = False
@@ -165,7 +166,7 @@ class ModelOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise OptionsError("--model", self.model, "a hub id, a folder, a file or tiny-random")
-        object.__setattr__(self, "device", Device.parse("--device", self.device))
+        object.__setattr__(self, "device", Device.name_of("--device", self.device))
         object.__setattr__(self, "dtype", Dtype.parse("--dtype", self.dtype))
         for name in ("compile", "cpu_offload", "vae_slicing"):
             if not isinstance(getattr(self, name), bool):
@@ -228,7 +229,7 @@ class RunOptions:
     out: Path | str = "augmented"
     images: Path | str | None = None
     model: str = DEFAULT_MODEL
-    device: Device = Device.auto
+    device: str = Device.auto.value
     dtype: Dtype = Dtype.auto
     compile: bool = False
     cpu_offload: bool = False
@@ -242,6 +243,7 @@ class RunOptions:
     include_originals: bool = False
     format: ExportFormat = ExportFormat.coco
     split: Split = Split.train
+    yolo_dir: Path | str | None = None  # the YOLO dataset root; None: OUT/yolo
     preset: Preset = Preset.quality
     plan: PlanSettings = field(default_factory=PlanSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
@@ -257,6 +259,8 @@ class RunOptions:
         parse = {"image_format": ImageFormat, "format": ExportFormat, "split": Split}
         for name, kind in {**parse, "preset": Preset}.items():
             object.__setattr__(self, name, kind.parse(_flag(name), getattr(self, name)))
+        self._check_yolo_dir()
+        object.__setattr__(self, "device", Device.name_of("--device", self.device))
         check_int("batch_size", self.batch_size, 1)
         check_int("workers", self.workers, 1)
         check_int("limit", self.limit, 1, optional=True)
@@ -269,6 +273,15 @@ class RunOptions:
             object.__setattr__(self, "plan", replace(self.plan, steps=4, guidance=1.0))
             object.__setattr__(self, "lcm_lora", self.lcm_lora or LCM_LORA)
         self.model_options()  # checks device, dtype, model, flags
+
+    def _check_yolo_dir(self) -> None:
+        """``yolo_dir`` is a folder path (any, OUT or not: the user's choice), for a YOLO export."""
+        if self.yolo_dir is None:
+            return
+        if not isinstance(self.yolo_dir, (str, Path)) or not str(self.yolo_dir):
+            raise OptionsError("--yolo-dir", self.yolo_dir, "a folder path")
+        if self.format is ExportFormat.coco:
+            raise OptionsError.free("--yolo-dir: needs --format yolo or --format yolo-seg")
 
     def model_options(self) -> ModelOptions:
         """The model-loading part of the options (the fields both classes share)."""

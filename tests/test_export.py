@@ -572,3 +572,114 @@ def test_parts_of_opposite_orientation_or_outside_the_image(tmp_path):
     points = np.array([float(v) for v in row[1:]]).reshape(-1, 2) * np.array([100, 50])
     want = _coco_mask({"segmentation": [cw, ccw]}, 100, 50)
     assert want.sum() == 800 and _iou(_raster(points, 100, 50), want) == 1.0
+
+
+# --- hard links, one dataset from several runs, the single-split warning ----------------------
+
+
+def test_images_can_be_hard_links_not_copies(dataset, tmp_path):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    result = export_yolo(coco, image_dir, out, link=True)
+    assert (result.linked, result.copied) == (3, 0)
+    manifest = json.loads((out / "manifest_train.json").read_text())
+    assert (manifest["linked_images"], manifest["copied_images"]) == (3, 0)
+    for entry in _files_by_image(out).values():
+        source = image_dir / next(
+            im["file_name"] for im in coco["images"] if im["id"] == entry["image_id"]
+        )
+        assert os.path.samefile(out / entry["image"], source), "a link, not a second copy"
+    assert not [p for p in (out / "images" / "train").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EPERM, errno.EEXIST])
+def test_a_link_that_fails_falls_back_to_a_copy(dataset, tmp_path, monkeypatch, code):
+    coco, image_dir = dataset
+
+    def refuse(*_a, **_k):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "link", refuse)
+    out = tmp_path / "yolo"
+    result = export_yolo(coco, image_dir, out, link=True)
+    assert (result.linked, result.copied) == (0, 3)
+    for entry in _files_by_image(out).values():
+        assert os.stat(out / entry["image"]).st_nlink == 1
+
+
+def test_one_split_says_so_in_data_yaml_and_in_the_log(dataset, tmp_path, caplog):
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    with caplog.at_level("WARNING"):
+        export_yolo(coco, image_dir, out, split="train")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "no 'val' split exported yet" in warned[0]
+    assert "--split val --yolo-dir" in warned[0] and str(out) in warned[0]
+    assert "the same images" in (out / "data.yaml").read_text()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        export_yolo(coco, image_dir, out, split="val")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_taken_split_is_refused_before_any_work(dataset, tmp_path):
+    from inpaint_aug.exporters.yolo_layout import check_target
+
+    coco, image_dir = dataset
+    out = tmp_path / "yolo"
+    check_target(out, "train", "detect", coco["categories"])  # a new folder is fine
+    assert not out.exists(), "checking writes nothing"
+    export_yolo(coco, image_dir, out, split="train")
+    with pytest.raises(OutputError, match="already holds files"):
+        check_target(out, "train", "detect", coco["categories"])
+    check_target(out, "val", "detect", coco["categories"])
+    with pytest.raises(OutputError, match="task 'detect'"):
+        check_target(out, "val", "segment", coco["categories"])
+
+
+def test_runs_of_two_splits_build_one_yolo_dataset(shapes, prompts_file, tmp_path, tiny_inpainter):
+    from dataclasses import replace
+
+    from inpaint_aug.options import PlanSettings, RunOptions
+    from inpaint_aug.pipeline.run import _export, run
+
+    plan = PlanSettings(resolution=64, steps=2, min_size=8, min_context=32)
+    shared = tmp_path / "dataset"  # outside both OUT folders: the user's choice
+    for split in ("train", "val"):
+        options = RunOptions(
+            coco=shapes,
+            prompts=prompts_file,
+            out=tmp_path / f"out_{split}",
+            format="yolo-seg",
+            split=split,
+            yolo_dir=shared,
+            plan=plan,
+        )
+        report = run(options, inpainter=tiny_inpainter)
+        assert report.exported == str((shared / "data.yaml").resolve())
+        manifest = json.loads((shared / f"manifest_{split}.json").read_text())
+        assert manifest["linked_images"] == manifest["images"] > 0
+        for entry in manifest["files"]:
+            assert os.path.samefile(shared / entry["image"], options.out / entry["source"])
+    data = yaml.safe_load((shared / "data.yaml").read_text())
+    assert (data["train"], data["val"]) == ("images/train", "images/val")
+    assert not (tmp_path / "out_train" / "yolo").exists()
+    # The check a run makes before any slow work: this split is taken, the test split is not.
+    source = json.loads(shapes.read_text(encoding="utf-8"))
+    with pytest.raises(OutputError, match="already holds files"):
+        _export(source, tmp_path / "new", options, check=True)
+    assert _export(source, tmp_path / "new", replace(options, split="test"), check=True) is None
+    assert not (shared / "images" / "test").exists() and not (tmp_path / "new").exists()
+
+
+def test_yolo_dir_needs_a_yolo_format():
+    from inpaint_aug.errors import OptionsError
+    from inpaint_aug.options import RunOptions
+
+    with pytest.raises(OptionsError, match="--yolo-dir: needs --format yolo"):
+        RunOptions("a.json", "p.yaml", yolo_dir="ds")
+    with pytest.raises(OptionsError, match="--yolo-dir"):
+        RunOptions("a.json", "p.yaml", format="yolo", yolo_dir="")
+    assert (
+        RunOptions("a.json", "p.yaml", format="yolo", yolo_dir="ds").to_dict()["yolo_dir"] == "ds"
+    )

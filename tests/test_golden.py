@@ -3,7 +3,8 @@
 ``tests/data/golden_sample.json`` was written from the code as it stood before the package was
 rearranged into stage folders (commit 9c20915), by the command it records. The only intended
 differences: originals now carry ``source_file_name`` in their provenance, and every edit its
-``coverage`` (1.0 for all of the sample's objects, which never nest).
+``coverage`` (1.0 for all of the sample's objects, which never nest); and the YOLO manifest
+records ``linked_images`` (its images are hard links now), so its sha256 was updated.
 """
 
 from __future__ import annotations

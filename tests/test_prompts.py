@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint_aug.dataset.prompts import ClassPrompt, load_prompts, parse_prompts
+from inpaint_aug.dataset.prompts import ClassPrompt, PromptProblems, load_prompts, parse_prompts
 from inpaint_aug.errors import PromptError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,7 +319,9 @@ def test_integer_key_that_is_not_an_id_is_a_name(tmp_path):
             id="class-without-prompt-no-default",
         ),
         pytest.param(
-            "default: {negative: x}\n", ["default needs a 'prompt'"], id="default-without-prompt"
+            "default: {negative: x}\nclasses:\n  car: {strength: 0.5}\n",
+            ["classes.car needs a 'prompt'", "(the default has no prompt)"],
+            id="class-without-prompt-default-without-prompt",
         ),
         pytest.param("classes:\n  car:\n", ["classes.car needs a 'prompt'"], id="class-empty"),
         pytest.param(
@@ -359,3 +361,84 @@ def test_not_utf8(tmp_path):
 def test_quoted_boolean_word_addresses_the_class(tmp_path):
     book = book_from(tmp_path, "classes:\n  'yes': {prompt: 'a {name}'}\n", {1: "no", 2: "yes"})
     assert book.spec(2).prompts == ("a {name}",) and book.spec(1) is None
+
+
+# --- a default without a prompt (a shared negative) ------------------------------------------
+
+
+def test_default_with_only_a_negative_is_inherited_by_listed_classes(tmp_path):
+    text = (
+        "default:\n  negative: 'blurry, {light}'\n  strength: 0.8\n"
+        "vars: {light: [dim]}\n"
+        "classes:\n  car: {prompt: 'a {name}'}\n  person: {skip: true}\n"
+    )
+    book = book_from(tmp_path, text)
+    car = book.spec(1)
+    assert car.prompts == ("a {name}",) and car.negatives == ("blurry, {light}",)
+    assert car.strength == 0.8 and book.render(1, 0) == ("a car", "blurry, dim")
+    assert book.spec(2).skip
+    assert book.spec(7) is None and book.spec(9) is None, "unlisted classes have no prompt"
+    assert set(book.by_category) == {1, 2}
+
+
+def test_a_skip_default_still_skips_unlisted_classes(tmp_path):
+    book = book_from(tmp_path, "default: {skip: true}\nclasses:\n  car: {prompt: x}\n")
+    assert book.spec(9).skip and book.spec(7).skip and book.spec(1).prompts == ("x",)
+
+
+# --- every problem, in one error -------------------------------------------------------------
+
+MANY = """\
+vars: {light: []}
+promts: {}
+default: {prompt: 'a {hue} {name}', strength: 2}
+classes:
+  cat: {prompt: x}
+  car: {prompt: [], steps: 0, guidance: -1, colour: red}
+  person: {skip: maybe}
+  7: {prompt: 'a {name}'}
+  bicycle: {prompt: 'again'}
+"""
+
+
+def test_every_problem_is_listed_class_by_class_and_key_by_key(tmp_path):
+    with pytest.raises(PromptProblems) as err:
+        book_from(tmp_path, MANY)
+    problems = err.value.problems
+    expected = [
+        "unknown top-level key(s) ['promts']",
+        "vars.light must be a string or a non-empty list",
+        "default.strength is 2",
+        "default: placeholder {hue}",
+        "classes.cat: no category of that name",
+        "classes.bicycle: category 7 is already set by classes.7",
+        "classes.car: unknown key(s) ['colour']",
+        "classes.car.prompt must be a string or a non-empty list",
+        "classes.car.guidance is -1",
+        "classes.car.steps is 0",
+        "classes.person.skip must be true or false",
+    ]
+    assert len(problems) == len(expected), problems
+    for needle, problem in zip(expected, problems, strict=True):
+        assert problem.startswith(needle), (needle, problem)
+    message = str(err.value)
+    assert "\n" not in message, "one line on the command line"
+    assert message.startswith(f"{tmp_path / 'prompts.yaml'}: {len(expected)} problems: ")
+    assert all(p in message for p in problems)
+    assert message.endswith("run `inpaint-aug validate` to list them")
+
+
+def test_one_problem_is_the_plain_message(tmp_path):
+    with pytest.raises(PromptProblems) as err:
+        book_from(tmp_path, "classes:\n  car: {prompt: x, strength: 0}\n")
+    assert err.value.problems == (
+        "classes.car.strength is 0, expected a number with 0 < strength <= 1",
+    )
+    assert str(err.value) == f"{tmp_path / 'prompts.yaml'}: {err.value.problems[0]}"
+
+
+def test_a_bad_default_prompt_is_not_reported_again_for_each_class(tmp_path):
+    text = "default: {prompt: []}\nclasses:\n  car: {strength: 0.5}\n  dog: {vars: {c: []}}\n"
+    with pytest.raises(PromptProblems) as err:
+        book_from(tmp_path, text)
+    assert [p.split(" ")[0] for p in err.value.problems] == ["default.prompt", "classes.dog.vars.c"]

@@ -145,7 +145,10 @@ def test_every_structural_error_is_reported(coco, prompts):
     assert "Traceback" not in stdout + stderr
 
 
-def test_per_item_problems_are_warnings(coco, prompts):
+def test_per_item_problems_are_warnings(tmp_path, prompts):
+    coco = make_shapes_dataset(
+        tmp_path / "four", n_images=4, size=(128, 96), variety=False, objects_per_image=(2, 3)
+    )
     data = load(coco)
     images = coco.parent / "images"
     (images / data["images"][0]["file_name"]).unlink()  # missing
@@ -165,7 +168,8 @@ def test_per_item_problems_are_warnings(coco, prompts):
     assert data["images"][0]["file_name"] in by_reason["image-missing"].where
     assert "200" in by_reason["size-mismatch"].message
     assert by_reason["unknown-category"].where == f"annotation {data['annotations'][-1]['id']}"
-    assert report.ok, "per-item problems only skip those items"
+    assert report.ok, "per-item problems only skip those items (the fourth image is fine)"
+    assert report.would_skip["(image)"]["image/image-missing"] == 1
     code, stdout, stderr = cli(str(coco), "--prompts", str(prompts), "--min-size", "20")
     assert code == 0, stdout + stderr
     assert stdout.count("warning: ") == 4
@@ -199,13 +203,22 @@ def test_cli_prints_the_per_class_table(coco, prompts):
         "edit",
         "(reason:",
         "count)",
+        "[objects",
+        "x",
+        "copies;",
+        "(image)",
+        "row:",
+        "images]",
     ]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:] if line.split()}
     for name in set(edit) | set(skip):
         assert rows[name][0] == str(edit.get(name, 0))
         for reason, count in skip.get(name, {}).items():
             assert f"{reason}: {count}" in " ".join(rows[name])
-    assert stdout.rstrip().endswith("a run would work")
+    redrawn = sum(edit.values())
+    assert stdout.rstrip().endswith(
+        f"a run would work: {redrawn} objects would be redrawn before verification"
+    )
 
 
 @pytest.mark.parametrize(

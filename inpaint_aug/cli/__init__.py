@@ -1,7 +1,7 @@
 """The ``inpaint-aug`` command line: a thin Typer layer over the library, one module a command.
 
 Exit codes: 0 done, 1 a failure explained on one stderr line, 2 a usage error (a bad option),
-130 stopped by Ctrl-C or SIGTERM (resume with ``--resume``).
+130 stopped by Ctrl-C or SIGTERM (the same command continues the run).
 """
 
 from __future__ import annotations

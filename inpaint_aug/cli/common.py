@@ -46,8 +46,20 @@ def library_errors() -> Iterator[None]:
 
 
 def setup_logging(quiet: bool) -> None:
-    """Log warnings (skips) to stderr, or only errors with ``--quiet``."""
+    """Log warnings (skips) to stderr, or only errors with ``--quiet``.
+
+    huggingface_hub gives its logger a handler of its own that also propagates to the root
+    logger (each line twice) and ignores the root level (``--quiet``); here its lines go through
+    the root handler only.
+    """
     logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(message)s")
+    import huggingface_hub.utils.logging  # noqa: F401 - adds its handler now, to remove it
+
+    hub = logging.getLogger("huggingface_hub")
+    for handler in list(hub.handlers):
+        hub.removeHandler(handler)
+    hub.setLevel(logging.NOTSET)
+    hub.propagate = True
 
 
 def format_table(rows: list[list[str]]) -> str:
@@ -74,7 +86,15 @@ Model = Annotated[
         show_default=False,
     ),
 ]
-DeviceOpt = Annotated[Device, _opt("Where the model runs (auto: cuda > mps > cpu).", MODEL)]
+DeviceOpt = Annotated[
+    str,
+    _opt(
+        "Where the model runs: auto (cuda > mps > cpu), cpu, mps, cuda (the current GPU) or "
+        "cuda:N (GPU N).",
+        MODEL,
+        metavar="|".join([*(d.value for d in Device), "cuda:N"]),
+    ),
+]
 Steps = Annotated[int, _opt("Denoising steps.", QUALITY)]
 Guidance = Annotated[float, _opt("Classifier-free guidance scale.", QUALITY)]
 Strength = Annotated[float, _opt("Inpainting strength, in (0, 1].", QUALITY)]

@@ -1,8 +1,8 @@
 """The ``inpaint-aug preview`` command: a contact sheet (and page) from a run or a sample.
 
-Given a finished run's ``--out`` folder it shows edits that were made; given a COCO JSON and a
-prompts file it redraws a few objects in memory first (see
-:func:`inpaint_aug.inspect.preview.sample_items`).
+Given a run's ``--out`` folder (finished, or interrupted: the images done so far) it shows
+edits that were made; given a COCO JSON and a prompts file it redraws a few objects in memory
+first (see :func:`inpaint_aug.inspect.preview.sample_items`).
 
 Example:
     inpaint-aug preview augmented/ --n 8 --html augmented/preview.html
@@ -48,9 +48,7 @@ SHEET_HELP = "Contact sheet PNG \\[default: RUN_DIR/preview.png; ./preview.png w
 def _gather(target: Path, options: RunOptions | None, n: int) -> tuple[list[PreviewItem], Path]:
     """Items and the default sheet path: from a run folder, or sampled from a COCO JSON."""
     if target.is_dir():
-        if not (target / "run.json").is_file():
-            raise FatalError(f"{target}: no run.json here; expected a finished inpaint-aug run")
-        return items_from_run(target, n), target / "preview.png"
+        return items_from_run(target, n), target / "preview.png"  # refuses a non-run folder
     if not target.is_file():
         raise FatalError(f"{target}: no such file or folder")
     if options is None:
@@ -69,7 +67,9 @@ def _write(items: list[PreviewItem], sheet: Path, page: _Path) -> None:
 
 
 def preview_command(
-    target: Annotated[Path, typer.Argument(help="A finished run's --out folder, or a COCO JSON.")],
+    target: Annotated[
+        Path, typer.Argument(help="A run's --out folder (finished or not), or a COCO JSON.")
+    ],
     prompts: Annotated[_Path, typer.Option(help="Prompts YAML (to sample a COCO JSON).")] = None,
     n: Annotated[int, typer.Option(min=1, help="Edits to show, spread across classes.")] = 12,
     sheet: Annotated[_Path, typer.Option(help=SHEET_HELP)] = None,
@@ -88,7 +88,7 @@ def preview_command(
     dilate: Dilate = PLAN.dilate,
     limit: Limit = None,
 ) -> None:
-    """Show edits as before | region | after: from a finished run, or sampled from a COCO JSON.
+    """Show edits as before | region | after: from a run, or sampled from a COCO JSON.
 
     Example:
         inpaint-aug preview augmented/ --n 8 --html augmented/preview.html

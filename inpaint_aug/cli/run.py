@@ -49,6 +49,7 @@ from inpaint_aug.cli.common import (
     setup_logging,
 )
 from inpaint_aug.options import LCM_LORA, PlanSettings, RunOptions, VerifySettings
+from inpaint_aug.pipeline.progress import auto_progress
 from inpaint_aug.pipeline.report import RunReport
 from inpaint_aug.pipeline.run import run
 from inpaint_aug.pipeline.verifiers import DEFAULT_CLIP, DEFAULT_OWLV2
@@ -110,12 +111,16 @@ def run_command(
         _flag("yolo/yolo-seg also write OUT/yolo/ for Ultralytics.", OUTPUT, "--format"),
     ] = RUN["format"],
     split: Annotated[Split, _flag("Split name for a YOLO export.", OUTPUT)] = RUN["split"],
+    yolo_dir: Annotated[
+        Path | None,
+        _flag("YOLO dataset folder \\[default: OUT/yolo]; may hold other splits.", OUTPUT),
+    ] = None,
     include_originals: Annotated[
         bool,
         _flag("Also copy the source images and labels into OUT.", OUTPUT, "--include-originals"),
     ] = False,
     resume: Annotated[
-        bool, _flag("Continue an interrupted run in --out.", OUTPUT, "--resume")
+        bool, _flag("Continue the run in --out (the same command does too).", OUTPUT, "--resume")
     ] = False,
     verify: Annotated[
         VerifyMode, _flag("Check each redraw against its label (auto: CLIP).", VERIFY)
@@ -177,6 +182,7 @@ def run_command(
             include_originals=include_originals,
             format=format,
             split=split,
+            yolo_dir=yolo_dir,
             preset=preset,
             plan=plan,
             verify=VerifySettings(
@@ -194,25 +200,21 @@ def run_command(
 
 
 def _run_with_progress(options: RunOptions, quiet: bool) -> RunReport:
-    """Run with a progress bar (objects/s, ETA) on stderr."""
-    from tqdm import tqdm
+    """Run with progress on stderr (objects/s, ETA); none with ``--quiet``.
 
-    bar = tqdm(total=0, unit="obj", desc="inpainting", disable=quiet or None, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    A bar on a terminal; plain lines when stderr is a pipe or a file (nohup, a scheduler), every
+    30 s (``$INPAINT_AUG_PROGRESS_INTERVAL``) and one at the end.
+    """
+    reporter = None if quiet else auto_progress(leave=False)
     try:
-        return run(options, progress=progress)
+        return run(options, progress=reporter or False)
     finally:
-        bar.close()
+        if reporter is not None:
+            reporter.close()
 
 
 def print_summary(report: RunReport) -> None:
     """The end-of-run summary: per-class table, skips by reason, timings."""
-    per = report.seconds_model / report.objects_edited if report.objects_edited else 0.0
     originals = f" + {report.originals_written} originals" if report.originals_written else ""
     typer.echo(
         f"wrote {report.images_written} augmented images{originals}, "
@@ -220,18 +222,26 @@ def print_summary(report: RunReport) -> None:
         f"-> {report.out / 'annotations.json'}"
     )
     typer.echo(format_table(class_rows(report)))
+    if report.objects_this_run:  # what this invocation redrew (a resume: only what was left)
+        per = f"{report.seconds_model / report.objects_this_run:.3f}s of model time per object"
+    else:
+        per = "no object redrawn by this invocation"
     typer.echo(
         f"time: {report.seconds_total:.1f}s total, model load {report.seconds_load:.1f}s, "
-        f"{per:.3f}s of model time per object, verifier {report.seconds_verify:.1f}s; "
-        f"details in {report.out / 'run.json'}"
+        f"{per}, verifier {report.seconds_verify:.1f}s; details in {report.out / 'run.json'}"
     )
     if report.exported:
         typer.echo(f"YOLO dataset: {report.exported}")
 
 
 def class_rows(report: RunReport) -> list[list[str]]:
-    """Rows of (class, edited, after a retry, rejected, not edited by reason), then image skips."""
-    rows = [["class", "edited", "after retry", "rejected", "not edited (reason: count)"]]
+    """Rows of (class, edited, after a retry, rejected, not edited by reason), then image skips.
+
+    The header names the unit (see :func:`~inpaint_aug.pipeline.report.per_class`): objects
+    per output copy, each source object counted once in each copy; image rows count images.
+    """
+    unit = "[objects x copies; (image/...) rows: images]"
+    rows = [["class", "edited", "after retry", "rejected", f"not edited (reason: count) {unit}"]]
     for name, row in report.per_class.items():
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(row["skipped"].items()))
         counts = [str(row[k]) for k in ("edited", "after_retry", "rejected")]

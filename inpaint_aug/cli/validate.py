@@ -12,7 +12,10 @@ from typing import Annotated
 import typer
 
 from inpaint_aug.cli.common import (
+    INPUT,
+    OUTPUT,
     PLAN,
+    Dilate,
     Images,
     Limit,
     MaxPer,
@@ -25,6 +28,8 @@ from inpaint_aug.cli.common import (
 )
 from inpaint_aug.inspect.validate import ValidationReport, validate
 
+UNIT = "objects x copies; (image) row: images"
+
 
 def validate_command(
     coco_json: Annotated[Path, typer.Argument(help="The COCO annotations JSON to check.")],
@@ -35,11 +40,23 @@ def validate_command(
     max_per_image: MaxPer = PLAN.max_per_image,
     steps: Steps = PLAN.steps,
     strength: Strength = PLAN.strength,
+    copies: Annotated[
+        int, typer.Option(help="Augmented variants per image, as for run.", rich_help_panel=OUTPUT)
+    ] = PLAN.copies,
+    dilate: Dilate = PLAN.dilate,
+    min_coverage: Annotated[
+        float,
+        typer.Option(
+            help="Redraw an object only if this share of it is paintable.", rich_help_panel=INPUT
+        ),
+    ] = PLAN.min_coverage,
     limit: Limit = None,
 ) -> None:
     """Check a dataset and prompts without a model; list every problem and what a run would do.
 
-    Exits 0 when a run would work (problems with single items only skip those items).
+    Give it the plan options of the run (--min-size, --copies, --min-coverage...) to get that
+    run's counts. Exits 0 when a run would work (problems with single items only skip those
+    items), 1 when it would not: then a run stops too, with the same message.
     """
     settings = {
         "region": region,
@@ -47,6 +64,9 @@ def validate_command(
         "max_per_image": max_per_image,
         "steps": steps,
         "strength": strength,
+        "copies": copies,
+        "dilate": dilate,
+        "min_coverage": min_coverage,
     }
     with library_errors():
         report = validate(coco_json, prompts, images, settings, limit)
@@ -56,16 +76,22 @@ def validate_command(
 
 
 def _print(report: ValidationReport) -> None:
+    """The findings, the per-class table, and the verdict on one line."""
     for f in report.findings:
         typer.echo(f"{f.level}: {f.where}: {f.message}", err=f.level == "error")
-    rows = [["class", "would edit", "would not edit (reason: count)"]]
+    rows = [["class", "would edit", f"would not edit (reason: count) [{UNIT}]"]]
     for name in sorted(set(report.would_edit) | set(report.would_skip)):
         skipped = ", ".join(f"{r}: {n}" for r, n in sorted(report.would_skip.get(name, {}).items()))
         rows.append([name, str(report.would_edit.get(name, 0)), skipped or "-"])
     typer.echo(format_table(rows))
     errors = sum(f.level == "error" for f in report.findings)
+    redrawn = sum(report.would_edit.values())
+    verdict = (
+        f"a run would work: {redrawn} objects would be redrawn before verification"
+        if report.ok
+        else "a run would NOT work"
+    )
     typer.echo(
         f"{report.images_checked} images checked, {errors} errors, "
-        f"{len(report.findings) - errors} warnings: "
-        f"{'a run would work' if report.ok else 'a run would NOT work'}"
+        f"{len(report.findings) - errors} warnings: {verdict}"
     )

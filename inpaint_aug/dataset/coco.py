@@ -23,6 +23,16 @@ from typing import Any
 from inpaint_aug.errors import DatasetError
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
+# What happens to an id <= 0 (some tools refuse one): the output renumbers images and
+# annotations from 1 but keeps category ids as they are.
+NON_POSITIVE = {
+    "images": "the output renumbers images from 1 (its provenance keeps the source id)",
+    "annotations": "the output renumbers annotations from 1",
+    "categories": (
+        "kept as it is in the output (some COCO tools reserve 0 for the background); "
+        "a YOLO export numbers classes by category order"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ def structure_problems(raw: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _check_ids(key: str, entries: list[Any]) -> tuple[list[str], list[str]]:
-    """Ids must be integers and unique within their list; id 0 is allowed with a warning."""
+    """Ids must be integers and unique within their list; ids <= 0 are allowed with a warning."""
     seen: set[int] = set()
     errors, warnings = [], []
     for i, entry in enumerate(entries):
@@ -160,7 +170,7 @@ def _check_ids(key: str, entries: list[Any]) -> tuple[list[str], list[str]]:
         else:
             seen.add(value)
             if value <= 0:
-                warnings.append(f"{key} id {value} is not positive (kept in provenance only)")
+                warnings.append(f"{key} id {value} is not positive; {NON_POSITIVE[key]}")
     return errors, warnings
 
 

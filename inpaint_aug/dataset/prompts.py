@@ -1,4 +1,4 @@
-"""The prompt book: per-class prompt templates from a YAML file.
+"""The prompt book: per-class prompt templates from a YAML file, checked against the dataset.
 
 Format (see ``datasets/shapes/prompts.yaml`` for a commented example)::
 
@@ -15,6 +15,13 @@ Format (see ``datasets/shapes/prompts.yaml`` for a commented example)::
       person: {skip: true}
       7: {prompt: "a {name}"}                # a category id, for duplicated names
 
+``default`` may leave out ``prompt`` (e.g. only a shared ``negative``): listed classes then
+inherit what it has and need their own prompt, and classes not listed are not redrawn.
+
+Every problem of a file is found, class by class and key by key (the checks of single values
+are in :mod:`.prompt_checks`), and raised together as one :class:`PromptProblems`; ``inpaint-aug
+validate`` shows each on its own line.
+
 Example:
     >>> book = parse_prompts({"default": {"prompt": "a {name}"}}, "p.yaml", {1: "cat"})
     >>> book.render(1, seed=0)
@@ -24,18 +31,44 @@ Example:
 from __future__ import annotations
 
 import random
-import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from inpaint_aug.dataset import prompt_checks as check
+from inpaint_aug.dataset.prompt_checks import Found, Problem, or_empty, parse_vars
 from inpaint_aug.errors import PromptError
 
 TOP_KEYS = {"vars", "default", "classes"}
 CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip"}
+
+
+class PromptProblems(PromptError):
+    """Every problem of one prompts file; the message lists them all on one line.
+
+    Attributes:
+        path: the prompts file.
+        problems: each problem as ``"<key>: <what is wrong>"``, without the file name.
+
+    Example:
+        >>> str(PromptProblems("p.yaml", ["a: bad", "b: worse"]))
+        'p.yaml: 2 problems: a: bad; b: worse; run `inpaint-aug validate` to list them'
+    """
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            super().__init__(f"{path}: {self.problems[0]}")
+        else:
+            listed = "; ".join(self.problems)
+            super().__init__(
+                f"{path}: {len(self.problems)} problems: {listed}; "
+                "run `inpaint-aug validate` to list them"
+            )
 
 
 @dataclass(frozen=True)
@@ -78,8 +111,9 @@ def load_prompts(path: Path | str, categories: Mapping[int, str]) -> PromptBook:
     """Read and validate a prompts YAML against the dataset's categories (id → name).
 
     Raises:
-        PromptError: unreadable or invalid YAML, unknown keys or classes, wrong types,
-            undefined placeholders. The message names the file and the key.
+        PromptError: unreadable or invalid YAML (the file cannot be read further). A
+            :class:`PromptProblems` for everything else (unknown keys or classes, wrong types,
+            undefined placeholders), listing every problem. Messages name the file and the key.
     """
     path = Path(path)
     try:
@@ -96,172 +130,108 @@ def load_prompts(path: Path | str, categories: Mapping[int, str]) -> PromptBook:
 
 
 def parse_prompts(data: Any, path: str, categories: Mapping[int, str]) -> PromptBook:
-    """Validate an already-parsed prompt book; see :func:`load_prompts`."""
-    if not isinstance(data, dict):
-        raise PromptError(
-            f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}, got {type(data).__name__}"
-        )
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        raise PromptError(
-            f"{path}: unknown top-level key(s) {sorted(map(str, unknown))}, "
-            f"expected {sorted(TOP_KEYS)}"
-        )
-    global_vars = _parse_vars(_or_empty(data, "vars"), path, "vars")
-    default = data.get("default")
-    base = _parse_class(default, path, "default", global_vars) if default is not None else None
-    classes = _or_empty(data, "classes")
-    if not isinstance(classes, dict):
-        raise PromptError(f"{path}: 'classes' must be a mapping of class name to settings")
-    explicit = _resolve_classes(classes, path, categories)
-    by_category: dict[int, ClassPrompt] = {}
-    for cid in categories:
-        if cid in explicit:
-            key, spec = explicit[cid]
-            by_category[cid] = _parse_class(spec, path, f"classes.{key}", global_vars, base)
-        elif base is not None:
-            by_category[cid] = base
+    """Validate an already-parsed prompt book; see :func:`load_prompts`.
+
+    Raises:
+        PromptProblems: every problem found, in file order.
+    """
+    found = Found()
+    specs = found.check(_parse_book, data, categories, found, default={})
+    if found.problems:
+        raise PromptProblems(path, found.problems)
+    by_category = {cid: specs[cid] for cid in categories if cid in specs}
     return PromptBook(path=path, by_category=by_category, names=dict(categories))
 
 
+def _parse_book(data: Any, categories: Mapping[int, str], found: Found) -> dict[int, ClassPrompt]:
+    """Each category's spec; problems go to ``found`` (raises only for a non-mapping file)."""
+    if not isinstance(data, dict):
+        raise Problem(f"expected a mapping with keys {sorted(TOP_KEYS)}, got {type(data).__name__}")
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        found.add(
+            f"unknown top-level key(s) {sorted(map(str, unknown))}, expected {sorted(TOP_KEYS)}"
+        )
+    global_vars = parse_vars(or_empty(data, "vars"), "vars", found)
+    default = data.get("default")
+    base = _parse_class(default, "default", global_vars, found) if default is not None else None
+    specs: dict[int, ClassPrompt] = {}
+    for cid, (key, raw) in _resolve_classes(or_empty(data, "classes"), categories, found).items():
+        spec = _parse_class(raw, f"classes.{key}", global_vars, found, base)
+        if spec is not None:
+            specs[cid] = spec
+    if base is not None and (base.prompts or base.skip):
+        specs.update({cid: base for cid in categories if cid not in specs})
+    return specs
+
+
 def _resolve_classes(
-    classes: dict[Any, Any], path: str, categories: Mapping[int, str]
+    classes: Any, categories: Mapping[int, str], found: Found
 ) -> dict[int, tuple[Any, Any]]:
     """Map each ``classes`` key (a category name or id) to the category id it addresses."""
+    if not isinstance(classes, dict):
+        found.add("'classes' must be a mapping of class name to settings")
+        return {}
     ids_by_name: dict[str, list[int]] = {}
     for cid, name in categories.items():
         ids_by_name.setdefault(name, []).append(cid)
     resolved: dict[int, tuple[Any, Any]] = {}
     for key, spec in classes.items():
-        if isinstance(key, bool):  # YAML 1.1 reads yes/no/on/off/true/false keys as booleans
-            raise PromptError(
-                f"{path}: classes.{key}: YAML reads this key as a boolean, not a class; "
-                "quote the class name (e.g. 'yes':)"
-            )
-        if isinstance(key, int) and key in categories:
-            resolved[key] = (key, spec)
-            continue
-        ids = ids_by_name.get(str(key))
-        if not ids:
-            known = ", ".join(sorted(ids_by_name))
-            raise PromptError(
-                f"{path}: classes.{key}: no category of that name in the "
-                f"dataset; its classes are: {known}"
-            )
-        if len(ids) > 1:
-            raise PromptError(
-                f"{path}: classes.{key}: the dataset has {len(ids)} categories "
-                f"named {key!r} (ids {ids}); address each by its id instead, "
-                f"e.g. '{ids[0]}:' under classes"
-            )
-        resolved[ids[0]] = (key, spec)
+        cid = found.check(check.class_id, key, ids_by_name, categories)
+        if cid is not None and cid in resolved:
+            found.add(f"classes.{key}: category {cid} is already set by classes.{resolved[cid][0]}")
+        elif cid is not None:
+            resolved[cid] = (key, spec)
     return resolved
-
-
-def _or_empty(raw: dict[Any, Any], key: str) -> Any:
-    """``raw[key]``, or ``{}`` when the key is absent or left empty (``None``)."""
-    value = raw.get(key)
-    return {} if value is None else value
-
-
-def _parse_vars(raw: Any, path: str, where: str) -> dict[str, tuple[str, ...]]:
-    """Placeholder values: a mapping of name to a non-empty list of strings (or one string)."""
-    if not isinstance(raw, dict):
-        raise PromptError(f"{path}: {where} must be a mapping of name to a list of strings")
-    out = {}
-    for name, values in raw.items():
-        out[str(name)] = _strings(values, path, f"{where}.{name}")
-    return out
-
-
-def _strings(raw: Any, path: str, where: str) -> tuple[str, ...]:
-    """A string or a non-empty list of strings, as a tuple."""
-    values = [raw] if isinstance(raw, str) else raw
-    if not isinstance(values, list) or not values:
-        raise PromptError(
-            f"{path}: {where} must be a string or a non-empty list of strings, got {raw!r}"
-        )
-    for v in values:
-        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-            raise PromptError(f"{path}: {where} holds {v!r}, expected a string")
-    return tuple(str(v) for v in values)
 
 
 def _parse_class(
     raw: Any,
-    path: str,
     where: str,
     global_vars: dict[str, tuple[str, ...]],
+    found: Found,
     base: ClassPrompt | None = None,
-) -> ClassPrompt:
-    """Validate one class entry, inheriting what it leaves out from ``default``."""
-    if raw is None:
-        raw = {}
+) -> ClassPrompt | None:
+    """Check one entry (``default`` or a class), key by key; a class inherits from ``default``.
+
+    Returns ``None`` when the entry is not a mapping. A bad value is reported and the inherited
+    one used in its place (a bad prompt stands in as ``""``), so nothing is reported twice.
+    """
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise PromptError(f"{path}: {where} must be a mapping with keys {sorted(CLASS_KEYS)}")
+        found.add(f"{where} must be a mapping with keys {sorted(CLASS_KEYS)}")
+        return None
     unknown = set(raw) - CLASS_KEYS
     if unknown:
-        raise PromptError(
-            f"{path}: {where}: unknown key(s) {sorted(map(str, unknown))}, "
+        found.add(
+            f"{where}: unknown key(s) {sorted(map(str, unknown))}, "
             f"expected some of {sorted(CLASS_KEYS)}"
         )
-    skip = raw.get("skip", False)
-    if not isinstance(skip, bool):
-        raise PromptError(f"{path}: {where}.skip must be true or false, got {skip!r}")
     inherited = base or ClassPrompt()
-    prompts = _strings(raw["prompt"], path, f"{where}.prompt") if "prompt" in raw else None
-    if prompts is None and not skip and not inherited.prompts:
-        raise PromptError(f"{path}: {where} needs a 'prompt' (or 'skip: true')")
-    negatives = _strings(raw["negative"], path, f"{where}.negative") if "negative" in raw else None
-    local_vars = _parse_vars(_or_empty(raw, "vars"), path, f"{where}.vars")
+    skip = found.check(check.skip_flag, raw, where, default=False)
+    own = _templates(raw, where, found)
+    if where != "default" and not ("prompt" in raw or skip or inherited.prompts):
+        had = " (the default has no prompt)" if base is not None else ""
+        found.add(f"{where} needs a 'prompt' (or 'skip: true'){had}")
+    local = parse_vars(or_empty(raw, "vars"), f"{where}.vars", found)
     spec = ClassPrompt(
-        prompts=prompts or inherited.prompts,
-        negatives=negatives or inherited.negatives,
-        vars={**global_vars, **inherited.vars, **local_vars},
-        strength=_number(raw, "strength", path, where, inherited.strength, 0.0, 1.0),
-        guidance=_number(raw, "guidance", path, where, inherited.guidance, 0.0, 100.0),
-        steps=_steps(raw, path, where, inherited.steps),
+        prompts=own.get("prompt") or inherited.prompts,
+        negatives=own.get("negative") or inherited.negatives,
+        vars={**global_vars, **inherited.vars, **local},
+        strength=found.check(check.number, raw, "strength", where, inherited.strength, 0.0, 1.0),
+        guidance=found.check(check.number, raw, "guidance", where, inherited.guidance, 0.0, 100.0),
+        steps=found.check(check.steps, raw, where, inherited.steps),
         skip=skip,
     )
-    _check_placeholders(spec, path, where)
+    for template in own.get("prompt", ()) + own.get("negative", ()):
+        found.check(check.check_placeholders, template, set(spec.vars), where)
     return spec
 
 
-def _number(
-    raw: dict, key: str, path: str, where: str, default: float | None, low: float, high: float
-) -> float | None:
-    """An optional float setting within ``(low, high]`` (``[0, high]`` for guidance)."""
-    if key not in raw:
-        return default
-    value = raw[key]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (low <= value <= high) or (key == "strength" and value <= 0):
-        bounds = f"0 < {key} <= 1" if key == "strength" else f"{low} <= {key} <= {high}"
-        raise PromptError(f"{path}: {where}.{key} is {value!r}, expected a number with {bounds}")
-    return float(value)
-
-
-def _steps(raw: dict, path: str, where: str, default: int | None) -> int | None:
-    """An optional positive integer number of denoising steps."""
-    if "steps" not in raw:
-        return default
-    value = raw["steps"]
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-        raise PromptError(f"{path}: {where}.steps is {value!r}, expected an integer 1..1000")
-    return value
-
-
-def _check_placeholders(spec: ClassPrompt, path: str, where: str) -> None:
-    """Every ``{placeholder}`` must be ``name`` or a defined var; braces must balance."""
-    defined = set(spec.vars) | {"name"}
-    for template in spec.prompts + spec.negatives:
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-        except ValueError as err:
-            raise PromptError(f"{path}: {where}: bad template {template!r}: {err}") from None
-        for name in fields:
-            if name not in defined:
-                raise PromptError(
-                    f"{path}: {where}: placeholder {{{name}}} in {template!r} is not defined; "
-                    f"defined: {sorted(defined)} (add it under 'vars')"
-                )
+def _templates(raw: dict, where: str, found: Found) -> dict[str, tuple[str, ...]]:
+    """The class's own ``prompt`` and ``negative`` templates (a bad one stands in as ``""``)."""
+    return {
+        key: found.check(check.strings, raw[key], f"{where}.{key}", default=("",))
+        for key in ("prompt", "negative")
+        if key in raw
+    }

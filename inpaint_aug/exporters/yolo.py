@@ -3,7 +3,9 @@
 Pure functions over a COCO dict and its image files; nothing here needs torch. The label
 geometry (boxes, polygons and RLE masks as normalized numbers) is in :mod:`.yolo_labels`; the
 class map, ``data.yaml`` and the checks of an existing output folder are in :mod:`.yolo_layout`.
-Every file is written atomically, inside the output folder, through :mod:`inpaint_aug.files`.
+Every file is written atomically, inside the output folder, through :mod:`inpaint_aug.files`;
+with ``link=True`` an image is a hard link to the file it exports (no second copy of the bytes;
+a copy where the file system cannot link), see :func:`.yolo_layout.place_image`.
 
 Layout written (one call writes one split; call again with another split into the same folder
 to add it, the class indices stay the same)::
@@ -44,6 +46,8 @@ from inpaint_aug.exporters.yolo_layout import (
     SPLITS,
     build_class_map,
     check_out_dir,
+    place_image,
+    warn_single_split,
     write_layout,
 )
 
@@ -67,6 +71,7 @@ class YoloExport:
         objects: label rows written.
         copied: image files copied.
         skipped: counts by reason (``crowd``, ``unknown-category``, ``image-missing``...).
+        linked: image files hard-linked instead (``link=True``).
     """
 
     data_yaml: Path
@@ -76,6 +81,7 @@ class YoloExport:
     objects: int
     copied: int
     skipped: dict[str, int] = field(default_factory=dict)
+    linked: int = 0
 
 
 @dataclass
@@ -88,6 +94,8 @@ class _Split:
     image_root: Path
     copy_images: bool
     index_of: dict[Any, int]
+    link: bool = False
+    linked: int = 0
     used: set[str] = field(default_factory=set)  # names given so far (files.unique_name)
     counts: Counter[str] = field(default_factory=Counter)
     details: list[dict[str, Any]] = field(default_factory=list)
@@ -118,6 +126,7 @@ def export_yolo(
     task: str = "detect",
     split: str = "train",
     copy_images: bool = True,
+    link: bool = False,
 ) -> YoloExport:
     """Write one split of an Ultralytics YOLO dataset and report what was written and skipped.
 
@@ -127,9 +136,14 @@ def export_yolo(
         out_dir: the dataset root; may already hold other splits exported with the same classes.
         task: ``"detect"`` (boxes) or ``"segment"`` (polygons).
         split: ``"train"``, ``"val"`` or ``"test"`` (a :class:`~inpaint_aug.choices.Split`).
-        copy_images: copy each image's bytes (never a link) to ``images/<split>``. Without it
-            only labels are written; ``manifest_<split>.json`` names the file each source image
-            must be copied to.
+        copy_images: put each image in ``images/<split>``. Without it only labels are
+            written; ``manifest_<split>.json`` names the file each source image must be copied to.
+        link: put a hard link there instead of a copy of the bytes, where the file system
+            allows it (a copy otherwise: another file system, or links not supported). A link is
+            the same file under two names: a tool that rewrites one in place changes both.
+
+    With one split exported so far, ``data.yaml`` points ``val`` at it; that is said in the
+    file and logged as a warning.
 
     Class indices are COCO categories in ``coco["categories"]`` order, unused ones included, so
     every split of one dataset gets the same indices.
@@ -147,7 +161,7 @@ def export_yolo(
     files.make_dirs(out / "images" / split)
     files.make_dirs(out / "labels" / split)
     index_of = {entry["coco_category_id"]: entry["yolo_index"] for entry in class_map}
-    state = _Split(out, split, task, Path(image_dir), copy_images, index_of)
+    state = _Split(out, split, task, Path(image_dir), copy_images, index_of, link)
     image_ids = {im.get("id") for im in coco["images"]}
     anns_by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for ann in coco["annotations"]:
@@ -201,7 +215,7 @@ def _export_image(
     label_rel = f"labels/{state.split}/{PurePosixPath(image_rel).name[: -len(suffix)]}.txt"
     files.write_text(files.inside(state.out, label_rel), "".join(f"{r}\n" for r in rows))
     if state.copy_images:
-        files.copy_file(src, files.inside(state.out, image_rel))
+        state.linked += place_image(src, files.inside(state.out, image_rel), state.link)
     return {
         "image_id": image.get("id"),
         "source": name,
@@ -241,7 +255,7 @@ def _finish(
 ) -> YoloExport:
     """Write the manifest, class_map.json and data.yaml; say what was written."""
     n_objects = sum(f["objects"] for f in written)
-    n_copied = len(written) if state.copy_images else 0
+    n_copied = len(written) - state.linked if state.copy_images else 0
     skipped = dict(sorted(state.counts.items()))
     manifest = {
         "task": state.task,
@@ -249,13 +263,15 @@ def _finish(
         "images": len(written),
         "objects": n_objects,
         "copied_images": n_copied,
+        "linked_images": state.linked,
         "skip_counts": skipped,
         "skipped": state.details,
         "files": written,
     }
     data_yaml = write_layout(state.out, state.split, state.task, class_map, manifest)
+    warn_single_split(data_yaml)
     return YoloExport(
-        data_yaml, state.task, state.split, len(written), n_objects, n_copied, skipped
+        data_yaml, state.task, state.split, len(written), n_objects, n_copied, skipped, state.linked
     )
 
 

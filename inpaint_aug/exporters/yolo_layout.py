@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from inpaint_aug.choices import Split
 from inpaint_aug.errors import OutputError
 
 SPLITS: tuple[str, ...] = tuple(s.value for s in Split)
+log = logging.getLogger(__name__)
 
 
 def build_class_map(categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,7 +74,10 @@ def data_yaml_text(
             body[key] = f"images/{key}"
         elif key in ("train", "val"):
             body[key] = f"images/{fallback}"
-            notes.append(f"# No '{key}' split exported yet: '{key}' points at '{fallback}'.")
+            notes.append(
+                f"# No '{key}' split exported yet: '{key}' points at '{fallback}', the same "
+                f"images. Export one into this folder (run ... --split {key} --yolo-dir DIR)."
+            )
     body["names"] = {e["yolo_index"]: e["name"] for e in class_map}
     header = [
         f"# Ultralytics YOLO {task} dataset written by inpaint-aug.",
@@ -145,3 +151,61 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise OutputError(f"{path}: cannot read it ({err})") from None
+
+
+def check_target(out: Path, split: str, task: str, categories: list[dict[str, Any]]) -> None:
+    """Check, before any slow work, that this split can be exported into ``out`` later.
+
+    Raises:
+        OutputError: as :func:`check_out_dir` (the split exists, other classes, another task).
+        ValueError: a category without an id, or two with the same id.
+    """
+    check_out_dir(Path(out), split, task, build_class_map(categories))
+
+
+def warn_single_split(data_yaml: Path) -> None:
+    """Log a warning for each of train and val that ``data.yaml`` points at another split."""
+    splits = exported_splits(data_yaml.parent)
+    for key in ("train", "val"):
+        if key not in splits:
+            log.warning(
+                "%s: no '%s' split exported yet, so '%s' points at the '%s' images (training "
+                "and validation on the same images); export a %s split into the same folder: "
+                "inpaint-aug run ... --split %s --yolo-dir %s",
+                data_yaml,
+                key,
+                key,
+                splits[0],
+                key,
+                key,
+                data_yaml.parent,
+            )
+
+
+def place_image(src: Path, dst: Path, link: bool) -> bool:
+    """Put the image ``src`` at ``dst``: a hard link when ``link`` and possible, else a copy.
+
+    The link is made under a temporary name and renamed over ``dst``, as every write is.
+    Without ``link``, or where linking fails (another file system, a file system without hard
+    links, a permission), the bytes are copied atomically. Nothing else is removed.
+
+    Returns:
+        Whether ``dst`` is a link.
+
+    Raises:
+        OutputError: the copy cannot be written.
+    """
+    if link:
+        tmp = dst.with_name(f".{dst.name}.link")
+        try:
+            os.link(src, tmp)
+        except OSError:
+            pass  # not linkable here: copy
+        else:
+            try:
+                os.replace(tmp, dst)
+                return True
+            except OSError:
+                tmp.unlink(missing_ok=True)  # the link made just above
+    files.copy_file(src, dst)
+    return False

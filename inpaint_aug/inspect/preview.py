@@ -1,11 +1,12 @@
 """Preview edits side by side: the source crop, the region the model may repaint, the result.
 
-From a finished run (its provenance says which edits were made; the plan is rebuilt from
-``run.json`` to recover each edit's window and region), or from a quick in-memory sample before
-a full run. This module picks the edits and cuts their crops into :class:`PreviewItem`;
-:mod:`.sheet` draws them and :mod:`inpaint_aug.cli.preview` is the ``inpaint-aug preview``
-command. Sampled edits go through the run's own batch function
-(:class:`~inpaint_aug.pipeline.batch.ModelCaller`: padding, out-of-memory halving, retries).
+From a run (its provenance says which edits were made; the plan is rebuilt from ``run.json``
+to recover each edit's window and region), also an unfinished one (from its journal and
+``.inpaint_aug/settings.json``), or from a quick in-memory sample before a full run. This
+module picks the edits and cuts their crops into :class:`PreviewItem`; :mod:`.sheet` draws them
+and :mod:`inpaint_aug.cli.preview` is the ``inpaint-aug preview`` command. Sampled edits go
+through the run's own batch function (:class:`~inpaint_aug.pipeline.batch.ModelCaller`:
+padding, out-of-memory halving, retries).
 
 Example:
     >>> items = items_from_run(Path("augmented"), n=6)  # doctest: +SKIP
@@ -30,6 +31,7 @@ from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
 from inpaint_aug.pipeline.batch import ModelCaller, redraw_grouped
 from inpaint_aug.pipeline.crops import cut, paste, region_mask
+from inpaint_aug.pipeline.journal import SETTINGS_FILE, STATE_DIR, read_records
 from inpaint_aug.pipeline.plan import Edit, ImageJob, plan_dataset
 from inpaint_aug.pipeline.run import load_inputs
 
@@ -94,29 +96,63 @@ def _reader(ds: CocoDataset) -> Callable[[dict[str, Any]], np.ndarray]:
     return read
 
 
-def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
-    """Items for up to ``n`` edits of a finished run, spread across classes.
+def run_settings(out_dir: Path) -> RunOptions:
+    """The options a run recorded: ``run.json``'s, or an unfinished run's ``settings.json``.
 
     Raises:
-        FatalError: no ``run.json``/``annotations.json``, or the run's inputs cannot be read.
+        FatalError: neither file is there, or it holds no settings.
+    """
+    path = out_dir / "run.json"
+    if not path.is_file():
+        path = out_dir / STATE_DIR / SETTINGS_FILE
+    if not path.is_file():
+        raise FatalError(
+            f"{out_dir}: no run.json or {STATE_DIR}/{SETTINGS_FILE} here; "
+            "expected an inpaint-aug run folder"
+        )
+    data = read_json(path)
+    settings = data.get("settings", data) if path.name == "run.json" else data
+    if not isinstance(settings, dict) or "plan" not in settings:
+        raise FatalError(f"{path}: no settings; not an inpaint-aug run")
+    return RunOptions.from_dict(settings)
+
+
+def finished_images(out_dir: Path) -> list[dict[str, Any]]:
+    """The COCO entries of the images written so far, provenance included.
+
+    From ``annotations.json`` once the run is complete, else from the journal's records (an
+    interrupted or running run; the journal is only read).
+    """
+    if (out_dir / "annotations.json").is_file():
+        return list(read_json(out_dir / "annotations.json").get("images", []))
+    return [record.image for record in read_records(out_dir)]
+
+
+def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
+    """Items for up to ``n`` edits of a run, spread across classes.
+
+    The run may be unfinished: then its images so far are shown (see :func:`finished_images`).
+
+    Raises:
+        FatalError: no ``run.json`` nor ``.inpaint_aug/settings.json``, or the run's inputs
+            cannot be read.
 
     Example:
         >>> items = items_from_run(Path("augmented"), n=4)  # doctest: +SKIP
     """
     out_dir = Path(out_dir)
-    settings = read_json(out_dir / "run.json").get("settings")
-    if not isinstance(settings, dict) or "plan" not in settings:
-        raise FatalError(f"{out_dir / 'run.json'}: no settings; not an inpaint-aug run.json")
-    options = RunOptions.from_dict(settings)
+    options = run_settings(out_dir)
     plan = options.plan
     ds, book = load_inputs(options)
     jobs, _ = plan_dataset(ds, book, plan, options.limit)
+    images = finished_images(out_dir)
     made = {}  # (source image id, copy, source annotation id) -> (output file, provenance)
-    for image in read_json(out_dir / "annotations.json").get("images", []):
+    for image in images:
         prov = image.get("inpaint_aug") or {}
         for e in prov.get("edits", []) + prov.get("rejected", []):
             key = (prov.get("source_image_id"), prov.get("copy"), e.get("source_annotation_id"))
             made[key] = (image["file_name"], e)
+    rejected = [e for im in images for e in (im.get("inpaint_aug") or {}).get("rejected", [])]
     read = _reader(ds)
 
     def make(job: ImageJob, edit: Edit) -> PreviewItem:
@@ -125,12 +161,6 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
         prompt, seed = str(prov["prompt"]), int(prov["seed"])
         item = _item(ds, (job, edit), plan, (read(job.image), after), prompt, seed)
         return replace(item, label=item.label + verdict_note(prov, prov in rejected))
-
-    rejected = [
-        e
-        for im in read_json(out_dir / "annotations.json").get("images", [])
-        for e in (im.get("inpaint_aug") or {}).get("rejected", [])
-    ]
 
     done = [
         (j, e) for j in jobs for e in j.edits if (j.image["id"], j.copy, e.annotation_id) in made

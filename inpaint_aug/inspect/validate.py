@@ -1,8 +1,12 @@
 """Check a dataset and its prompts without loading a model, and say what a run would do.
 
 Unlike a run, which stops at the first fatal problem, validation lists every problem it finds:
-structural errors, per-item problems (images missing, unreadable or of the wrong size,
-annotations that would be dropped) and what would be edited or skipped, per class.
+structural errors, every problem of the prompts file, per-item problems (images missing,
+unreadable or of the wrong size, annotations that would be dropped) and what would be edited or
+skipped, per class. It runs the run's own checks: the plan, then the image headers and the
+occlusion order (:mod:`inpaint_aug.pipeline.predict`), so its counts are the run's, before
+verification (which cannot be predicted without the model). Its verdict is the run's too: when
+nothing would be redrawn, a run stops with the same message.
 
 Example:
     >>> report = validate("datasets/shapes/annotations.json",
@@ -19,15 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
 from inpaint_aug.dataset.prompts import PromptBook, load_prompts, parse_prompts
-from inpaint_aug.errors import DatasetError, OptionsError, PromptError
+from inpaint_aug.errors import DatasetError, ItemError, OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
-from inpaint_aug.pipeline.plan import Skip, check_schedules, plan_dataset
-
-ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+from inpaint_aug.pipeline.plan import Skip, check_image, check_schedules, plan_dataset
+from inpaint_aug.pipeline.predict import (
+    Prediction,
+    copies_of,
+    image_problem,
+    nothing_redrawn,
+    predict,
+)
 
 
 @dataclass(frozen=True)
@@ -41,12 +48,23 @@ class Finding:
 
 @dataclass
 class ValidationReport:
-    """Everything found, and what a run would edit per class."""
+    """Everything found, and what a run would edit per class.
+
+    Attributes:
+        findings: every problem, in the order found.
+        would_edit: per class, the objects a run would redraw before verification, counted
+            once per output copy (as the run's per-class table counts them).
+        would_skip: per class, ``kind/reason`` -> count, in the same unit; the ``(image)`` row
+            counts images.
+        images_checked: image files whose header was read.
+        copies: the copies per image the counts assume (``--copies``).
+    """
 
     findings: list[Finding] = field(default_factory=list)
     would_edit: dict[str, int] = field(default_factory=dict)
     would_skip: dict[str, dict[str, int]] = field(default_factory=dict)
     images_checked: int = 0
+    copies: int = 1
 
     @property
     def ok(self) -> bool:
@@ -78,33 +96,25 @@ def validate(
     """
     report = ValidationReport()
     plan = _settings(settings, report)
+    report.copies = plan.copies
     path = Path(coco)
-    try:
-        raw = read_json(path)
-    except DatasetError as err:
-        report.add("error", path, str(err).removeprefix(f"{path}: "))
-        return report
-    errors, warnings = structure_problems(raw)
-    for message in errors:
-        report.add("error", path, message)
-    for message in warnings:
-        report.add("warning", path, message)
-    if errors:
-        return report
     ds = _dataset(path, images, report)
     book = _book(ds, prompts, report)
-    if ds is None or book is None:
+    if ds is None:
+        return report
+    files = _check_files(ds, ds.images[:limit], report)
+    if book is None:
         return report
     try:
         check_schedules(book, plan)
     except PromptError as err:
-        report.add("error", book.path, str(err).removeprefix(f"{book.path}: "))
+        _prompt_findings(err, book.path, report)
     jobs, skips = plan_dataset(ds, book, plan, limit)
-    _summarise(ds, jobs, skips, report)
-    _check_files(ds, ds.images[:limit], report)
-    if not jobs:
-        why = "see the reasons per class below; check the prompts file and --min-size"
-        report.add("error", path, f"nothing would be redrawn: no object is eligible ({why})")
+    predicted = predict(ds, jobs, plan, files)
+    _summarise(ds, skips, predicted, report)
+    if not predicted.edits:
+        images_planned = len(ds.images[:limit])
+        report.add("error", path, nothing_redrawn([*skips, *predicted.skips], images_planned))
     return report
 
 
@@ -130,7 +140,17 @@ def _settings(settings: Any, report: ValidationReport) -> PlanSettings:
 
 
 def _dataset(path: Path, images: Any, report: ValidationReport) -> CocoDataset | None:
-    """Index the dataset and find its image folder (an error finding when there is none)."""
+    """Read and index the dataset, every structural problem a finding; ``None`` on an error."""
+    try:
+        errors, warnings = structure_problems(read_json(path))
+    except DatasetError as err:
+        report.add("error", path, str(err).removeprefix(f"{path}: "))
+        return None
+    for level, messages in (("error", errors), ("warning", warnings)):
+        for message in messages:
+            report.add(level, path, message)
+    if errors:
+        return None
     try:
         return load_coco(path, images)
     except DatasetError as err:
@@ -153,45 +173,55 @@ def _book(ds: CocoDataset | None, prompts: Any, report: ValidationReport) -> Pro
     try:
         return load_prompts(prompts, names)
     except PromptError as err:
-        report.add("error", prompts, str(err).removeprefix(f"{prompts}: "))
+        _prompt_findings(err, prompts, report)
         return None
 
 
-def _summarise(ds: CocoDataset, jobs: list, skips: list[Skip], report: ValidationReport) -> None:
-    """Count edits per class and skips per class and reason; list dropped annotations."""
-    name = {c["id"]: str(c.get("name")) for c in ds.raw["categories"]}
-    for job in jobs:
-        for edit in job.edits:
-            key = name.get(edit.category_id, str(edit.category_id))
-            report.would_edit[key] = report.would_edit.get(key, 0) + 1
+def _prompt_findings(err: PromptError, path: Any, report: ValidationReport) -> None:
+    """One error finding per problem of the prompts file."""
+    problems = getattr(err, "problems", None) or [str(err).removeprefix(f"{path}: ")]
+    for problem in problems:
+        report.add("error", path, problem)
+
+
+def _summarise(
+    ds: CocoDataset, skips: list[Skip], predicted: Prediction, report: ValidationReport
+) -> None:
+    """Count edits and skips per class, per output copy; list dropped annotations."""
+
+    def name(skip: Skip) -> str:
+        if skip.category_id is None:
+            return "(image)" if skip.kind == "image" else "(unknown)"
+        return str(ds.categories_by_id.get(skip.category_id, {}).get("name", skip.category_id))
+
+    for _, edit in predicted.edits:
+        key = str(ds.categories_by_id.get(edit.category_id, {}).get("name", edit.category_id))
+        report.would_edit[key] = report.would_edit.get(key, 0) + 1
+    for skip in [*skips, *predicted.skips]:
+        row = report.would_skip.setdefault(name(skip), {})
+        reason = f"{skip.kind}/{skip.reason}"
+        row[reason] = row.get(reason, 0) + copies_of(skip, report.copies)
     for skip in skips:
-        key = name.get(skip.category_id, "(image)" if skip.kind == "image" else "(unknown)")
-        row = report.would_skip.setdefault(key, {})
-        row[f"{skip.kind}/{skip.reason}"] = row.get(f"{skip.kind}/{skip.reason}", 0) + 1
         if skip.kind in ("annotation", "image") and skip.reason != "nothing-to-edit":
             aid = skip.annotation_id
             where = f"annotation {aid}" if aid is not None else f"image {skip.image_id}"
             report.add("warning", where, f"{skip.reason}: {skip.detail}")
 
 
-def _check_files(ds: CocoDataset, images: list[dict], report: ValidationReport) -> None:
-    """Open each image's header (no full decode): present, readable, upright size as the JSON."""
+def _check_files(
+    ds: CocoDataset, images: list[dict], report: ValidationReport
+) -> dict[Any, ItemError | None]:
+    """Open each image's header (no full decode): present, readable, upright size as the JSON.
+
+    Returns the problem of each image (``None`` when it has none), by image id.
+    """
+    problems: dict[Any, ItemError | None] = {}
     for image in images:
-        path = ds.image_path(image)
+        if check_image(image):
+            continue  # skipped for its JSON entry, reported with the plan
         report.images_checked += 1
-        where = f"image {image.get('id')} ({image.get('file_name')})"
-        if not path.is_file():
-            report.add("warning", where, f"image-missing: {path}")
-            continue
-        try:
-            with Image.open(path) as img:
-                width, height = img.size
-                if img.getexif().get(0x0112) in ROTATED:
-                    width, height = height, width
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            report.add("warning", where, f"image-unreadable: {err}")
-            continue
-        if (width, height) != (image.get("width"), image.get("height")):
-            says = f"{image.get('width')}x{image.get('height')}"
-            message = f"size-mismatch: file is {width}x{height} upright, the JSON says {says}"
-            report.add("warning", where, message)
+        problems[image["id"]] = problem = image_problem(ds, image)
+        if problem is not None:
+            where = f"image {image.get('id')} ({image.get('file_name')})"
+            report.add("warning", where, f"{problem.reason}: {problem.detail}")
+    return problems

@@ -21,8 +21,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from inpaint_aug.choices import Device, Dtype
-from inpaint_aug.errors import ModelError, OutOfMemory
+from inpaint_aug.errors import InpaintAugError, ModelError, OptionsError, OutOfMemory
 from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, ModelOptions
+from inpaint_aug.pipeline.hub import check_lora, check_model, load_error
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,43 @@ class Inpainter(Protocol):
 
 
 def pick_device(choice: Device | str = Device.auto) -> str:
-    """Resolve ``auto`` to ``cuda``, then ``mps``, then ``cpu``; check an explicit choice."""
+    """Resolve ``auto`` to ``cuda``, then ``mps``, then ``cpu``; check an explicit choice.
+
+    Args:
+        choice: ``auto``, ``cpu``, ``mps``, ``cuda`` (the current GPU) or ``cuda:N``.
+
+    Returns:
+        The torch device string (``cuda:N`` as given).
+
+    Raises:
+        OptionsError: not a device name.
+        ModelError: that device is not there (no CUDA, no GPU N, no MPS).
+    """
     import torch
 
-    choice = Device.parse("--device", choice)
-    if choice is Device.auto:
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    if choice is Device.cuda and not torch.cuda.is_available():
-        raise ModelError("--device cuda: no CUDA GPU is visible to torch (try --device auto)")
-    return choice.value
+    name = Device.name_of("--device", choice)
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if name == Device.auto:
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if name == Device.mps and not has_mps:
+        raise ModelError("--device mps: MPS is not available to torch (try --device auto)")
+    if name.startswith(Device.cuda.value):
+        _check_cuda(name, torch.cuda)
+    return name
+
+
+def _check_cuda(name: str, cuda: Any) -> None:
+    """Refuse ``cuda`` without a visible GPU and ``cuda:N`` without a GPU N."""
+    if not cuda.is_available():
+        raise ModelError(f"--device {name}: no CUDA GPU is visible to torch (try --device auto)")
+    index = name.partition(":")[2]
+    count = cuda.device_count()
+    if index and int(index) >= count:
+        raise ModelError(
+            f"--device {name}: torch sees {count} CUDA GPU(s), cuda:0 to cuda:{count - 1} "
+            "(numbered after CUDA_VISIBLE_DEVICES)"
+        )
 
 
 class DiffusersInpainter:
@@ -92,24 +118,29 @@ class DiffusersInpainter:
 
         Args:
             model: the model, or full :class:`ModelOptions` (then ``device`` is ignored).
-            device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+            device: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``.
 
         Raises:
+            OptionsError: ``--dtype fp16`` on the CPU.
             ModelError: the model cannot be found or loaded; the message says how to fix it.
         """
         opts = model if isinstance(model, ModelOptions) else ModelOptions(model, device)
+        tiny = opts.model == TINY_MODEL
+        model_offline = not tiny and check_model(opts.model)  # fast: before torch loads
+        lora_offline = check_lora(opts.lcm_lora)
         dev = pick_device(opts.device)
         dtype = _torch_dtype(opts.dtype, dev)
         _quiet_libraries()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter; failures raise ModelError
-            if opts.model == TINY_MODEL:
+            if tiny:
                 from inpaint_aug.pipeline.tiny import build_tiny_pipeline
 
                 pipe = build_tiny_pipeline().to(dtype=dtype)
             else:
-                pipe = _load_pipeline(opts.model, dtype)
-        return cls(_prepare(pipe, opts, dev), opts.model, dev)
+                pipe = _load_pipeline(opts.model, dtype, model_offline)
+            pipe = _prepare(pipe, opts, dev, lora_offline)
+        return cls(pipe, opts.model, dev)
 
     def inpaint(self, batch: Sequence[InpaintRequest]) -> list[np.ndarray]:
         """Redraw a batch; one seeded generator per item keeps results independent of batching.
@@ -181,29 +212,39 @@ class DiffusersInpainter:
 
 
 def _torch_dtype(choice: Dtype, device: str) -> Any:
-    """The torch dtype for ``--dtype`` (``auto``: fp16 on CUDA and MPS, fp32 on CPU)."""
+    """The torch dtype for ``--dtype`` (``auto``: fp16 on CUDA and MPS, fp32 on CPU).
+
+    Raises:
+        OptionsError: fp16 on the CPU (slow, and many CPU kernels lack half precision).
+    """
     import torch
 
     if choice is Dtype.auto:
-        choice = Dtype.fp16 if device in ("cuda", "mps") else Dtype.fp32
-    return {Dtype.fp16: torch.float16, Dtype.bf16: torch.bfloat16, Dtype.fp32: torch.float32}[
-        choice
-    ]
+        gpu = device.startswith(Device.cuda.value) or device == Device.mps
+        choice = Dtype.fp16 if gpu else Dtype.fp32
+    if choice is Dtype.fp16 and device == Device.cpu:
+        raise OptionsError.free(
+            "--dtype fp16 with the model on the CPU (--device cpu, or auto without a GPU): "
+            "half precision is slow there and often unsupported; use --dtype fp32 or bf16, "
+            "or a GPU with --device cuda"
+        )
+    types = {Dtype.fp16: torch.float16, Dtype.bf16: torch.bfloat16, Dtype.fp32: torch.float32}
+    return types[choice]
 
 
-def _prepare(pipe: Any, opts: ModelOptions, device: str) -> Any:
+def _prepare(pipe: Any, opts: ModelOptions, device: str, lora_offline: bool = False) -> Any:
     """Apply the speed and memory options and move the pipeline to ``device``."""
     import torch
 
     if opts.lcm_lora:
-        _use_lcm(pipe, opts.lcm_lora)
+        _use_lcm(pipe, opts.lcm_lora, lora_offline)
     if opts.vae_slicing:
         pipe.enable_vae_slicing()
     if opts.cpu_offload and device != "cpu":
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe = pipe.to(device)
-    if device == "cuda":
+    if device.startswith(Device.cuda.value):
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     if opts.compile:
@@ -211,56 +252,48 @@ def _prepare(pipe: Any, opts: ModelOptions, device: str) -> Any:
     return pipe
 
 
-def _use_lcm(pipe: Any, lora: str) -> None:
+def _use_lcm(pipe: Any, lora: str, offline: bool) -> None:
     """The few-step preset: LCM scheduler plus a fused LCM-LoRA (4-8 steps, guidance ~1)."""
     from diffusers import LCMScheduler
 
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
     try:
-        pipe.load_lora_weights(lora)
+        pipe.load_lora_weights(lora, local_files_only=offline)
         pipe.fuse_lora()
-    except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(f"cannot load LCM-LoRA {lora!r} ({first}); pass a local folder") from None
+    except Exception as err:  # every library failure becomes one line
+        raise load_error("LCM-LoRA", lora, err) from None
 
 
 def _quiet_libraries() -> None:
-    """Silence library chatter that would drown the run's own log."""
+    """Silence library chatter (warnings, loading bars) that would drown the run's own log."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", module="diffusers")
     warnings.filterwarnings("ignore", module="transformers")
     from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
 
     dlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
 
 
-def _load_pipeline(model: str, dtype: Any) -> Any:
-    """Load a real pipeline; safetensors only, never remote code, safety checker off."""
+def _load_pipeline(model: str, dtype: Any, offline: bool) -> Any:
+    """Load a real pipeline (checked by :func:`~inpaint_aug.pipeline.hub.check_model` first).
+
+    Safetensors only, never remote code, safety checker off; with ``offline``, from the local
+    cache only. Every failure is one line naming the model and what to do.
+    """
     from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline
 
     path = Path(model).expanduser()
     common = {"torch_dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
+    common["local_files_only"] = offline
     try:
         if path.is_file():
-            if path.suffix != ".safetensors":
-                raise ModelError(f"{path}: only .safetensors checkpoints are loaded (no pickles)")
             return StableDiffusionInpaintPipeline.from_single_file(str(path), **common)
-        if path.is_dir():
-            if not (path / "model_index.json").is_file():
-                raise ModelError(f"{path}: not a diffusers model folder (no model_index.json)")
-            return AutoPipelineForInpainting.from_pretrained(
-                str(path), use_safetensors=True, **common
-            )
-        if model.count("/") != 1 or model.startswith((".", "/", "~")):
-            raise ModelError(f"{model}: no such file or folder, and not a hub id like 'org/name'")
-        return AutoPipelineForInpainting.from_pretrained(model, use_safetensors=True, **common)
-    except ModelError:
+        source = str(path) if path.is_dir() else model
+        return AutoPipelineForInpainting.from_pretrained(source, use_safetensors=True, **common)
+    except InpaintAugError:
         raise
-    except OSError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(
-            f"cannot load model {model!r} ({first}). Offline or not downloaded yet? Download it "
-            "once with network access, or pass a local diffusers folder with --model DIR"
-        ) from None
-    except (ValueError, TypeError, KeyError, RuntimeError) as err:
-        raise ModelError(f"cannot load model {model!r}: {err}".splitlines()[0]) from None
+    except Exception as err:  # every library failure becomes one line
+        raise load_error("model", model, err) from None

@@ -3,7 +3,9 @@
 ``OUT/.inpaint_aug/journal.jsonl`` starts with the run's settings fingerprint; each later line
 is one finished output image (written to disk before its line is appended) or one skip. A torn
 last line (a crash while appending) is ignored. The final ``annotations.json`` is assembled from
-the journal only when every job is done.
+the journal only when every job is done. ``OUT/.inpaint_aug/settings.json`` (the run's full
+options, paths included) is written before the journal starts, so tools such as ``preview`` can
+read an unfinished run.
 
 Example:
     >>> j = Journal.open(Path(tmp), {"seed": 1}, resume=False)  # doctest: +SKIP
@@ -11,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -18,11 +21,31 @@ from pathlib import Path
 from typing import Any
 
 from inpaint_aug.errors import OutputError
-from inpaint_aug.files import dumps_json, make_dirs, output_errors, write_text
+from inpaint_aug.files import dumps_json, make_dirs, output_errors, write_json, write_text
+from inpaint_aug.options import RunOptions
 from inpaint_aug.pipeline.plan import Skip
 from inpaint_aug.pipeline.records import ImageRecord
 
 STATE_DIR = ".inpaint_aug"
+JOURNAL_FILE = "journal.jsonl"
+SETTINGS_FILE = "settings.json"
+
+
+def fingerprint(options: RunOptions) -> dict[str, Any]:
+    """The settings a resumed run must share with the run it continues."""
+    digest = {
+        k: hashlib.sha256(Path(getattr(options, k)).read_bytes()).hexdigest()[:16]
+        for k in ("coco", "prompts")
+    }
+    plain = options.to_dict()
+    return {
+        **{k: plain[k] for k in ("model", "image_format", "limit", "batch_size", "dtype")},
+        "lcm_lora": options.lcm_lora,
+        "coco_sha256": digest["coco"],
+        "prompts_sha256": digest["prompts"],
+        **{f"plan.{k}": v for k, v in plain["plan"].items()},
+        **{f"verify.{k}": v for k, v in plain["verify"].items()},
+    }
 
 
 class Journal:
@@ -47,28 +70,36 @@ class Journal:
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     @classmethod
-    def open(cls, out: Path, fingerprint: dict[str, Any], resume: bool) -> Journal:
+    def open(
+        cls,
+        out: Path,
+        fingerprint: dict[str, Any],
+        resume: bool,
+        settings: dict[str, Any] | None = None,
+    ) -> Journal:
         """Start a journal, or reopen one after checking its settings match ``fingerprint``.
+
+        Args:
+            out: the output folder.
+            fingerprint: the settings a continued run must share with the journal's.
+            resume: continue a journal found in ``out`` (``False`` starts a new one).
+            settings: the run's full options, written to ``settings.json`` once the
+                fingerprint is known to match (before a new journal's first line).
 
         Raises:
             OutputError: settings differ from the journal's (the message names them).
         """
-        path = out / STATE_DIR / "journal.jsonl"
+        path = out / STATE_DIR / JOURNAL_FILE
         lines = _read_lines(path) if resume and path.is_file() else []
+        if lines and "fingerprint" in lines[0]:
+            _check_fingerprint(out, lines[0]["fingerprint"], fingerprint)
+        if settings is not None:
+            make_dirs(path.parent)
+            write_json(path.parent / SETTINGS_FILE, settings)
         if not lines or "fingerprint" not in lines[0]:  # new, or killed before its first line
             _start(path, fingerprint)
             return cls(path, {}, [], set())
-        old = lines[0].get("fingerprint", {}) if lines else {}
-        diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-        if diff:
-            shown = "; ".join(f"{k}: was {old.get(k)!r}, now {fingerprint.get(k)!r}" for k in diff)
-            raise OutputError(
-                f"{out}: cannot resume, settings differ from the journal's ({shown})"
-                "; rerun with the same settings or choose another --out"
-            )
-        records = {r.out_image_id: r for r in (_record(x) for x in lines[1:] if "record" in x)}
-        skips = [Skip(**x["skip"]) for x in lines[1:] if "skip" in x]
-        ended = set(records) | {x["ended"] for x in lines[1:] if "ended" in x}
+        records, skips, ended = _entries(lines[1:])
         return cls(path, records, skips, ended)
 
     def add_record(self, record: ImageRecord) -> None:
@@ -102,21 +133,46 @@ class Journal:
         self._fh.close()
 
 
+def _check_fingerprint(out: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse to continue a journal whose settings differ, naming each setting.
+
+    Raises:
+        OutputError: a setting differs (one line: was, now).
+    """
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        shown = "; ".join(f"{k}: was {old.get(k)!r}, now {new.get(k)!r}" for k in diff)
+        raise OutputError(
+            f"{out}: cannot resume, settings differ from the journal's ({shown})"
+            "; rerun with the same settings or choose another --out"
+        )
+
+
+def _entries(lines: list[dict[str, Any]]) -> tuple[dict[int, ImageRecord], list[Skip], set[int]]:
+    """The records, skips and ended job numbers of the journal lines after the fingerprint."""
+    records = {r.out_image_id: r for r in (_record(x) for x in lines if "record" in x)}
+    skips = [Skip(**x["skip"]) for x in lines if "skip" in x]
+    ended = set(records) | {x["ended"] for x in lines if "ended" in x}
+    return records, skips, ended
+
+
 def _start(path: Path, fingerprint: dict[str, Any]) -> None:
     """Create the journal with its fingerprint line, atomically (never a half-written start)."""
     make_dirs(path.parent)
     write_text(path, dumps_json({"fingerprint": fingerprint}) + "\n")
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Parse the journal, cutting a torn last line off the file.
+def _read_lines(path: Path, repair: bool = True) -> list[dict[str, Any]]:
+    """Parse the journal, ignoring a torn last line (a kill while appending).
 
-    A torn last line (a kill while appending) is removed so that later appends start on a
-    fresh line.
+    Args:
+        path: the journal file.
+        repair: also cut the torn line off the file, so that later appends start on a fresh
+            line (only the run holding the output folder may do so).
     """
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
-    if end < len(data):
+    if repair and end < len(data):
         with open(path, "r+b") as fh:
             fh.truncate(end)
     entries = []
@@ -139,21 +195,50 @@ def _record(entry: dict[str, Any]) -> ImageRecord:
     )
 
 
-def check_output_folder(out: Path, resume: bool) -> None:
-    """Refuse a non-empty output folder unless resuming a run that lives there."""
+def has_journal(out: Path) -> bool:
+    """Whether ``out`` holds a started journal (its settings fingerprint line was written)."""
+    try:
+        with open(out / STATE_DIR / JOURNAL_FILE, "rb") as fh:
+            first = fh.readline()
+    except OSError:
+        return False
+    try:
+        return first.endswith(b"\n") and "fingerprint" in json.loads(first)
+    except (ValueError, TypeError):
+        return False
+
+
+def read_records(out: Path) -> list[ImageRecord]:
+    """The finished images a journal lists so far, read without changing the file.
+
+    Safe while a run is appending (a torn last line is ignored); ``[]`` without a journal.
+    """
+    path = out / STATE_DIR / JOURNAL_FILE
+    if not path.is_file():
+        return []
+    lines = _read_lines(path, repair=False)
+    if not lines or "fingerprint" not in lines[0]:
+        return []
+    return list(_entries(lines[1:])[0].values())
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an output folder that is a file, or holds something that is not an inpaint-aug run.
+
+    An earlier run's folder (``.inpaint_aug/`` inside) is accepted: the journal there is continued
+    when its settings match (see :meth:`Journal.open`), whether or not ``--resume`` was given.
+
+    Raises:
+        OutputError: ``out`` is a file, or a non-empty folder without ``.inpaint_aug/``.
+    """
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: --out exists and is not a folder")
-    if not out.exists() or _empty(out):
+    if not out.exists() or (out / STATE_DIR).is_dir() or _empty(out):
         return
-    if not (out / STATE_DIR).is_dir():
-        raise OutputError(
-            f"{out}: the output folder is not empty and holds no inpaint-aug run; "
-            "choose another --out (nothing is ever deleted)"
-        )
-    if not resume:
-        raise OutputError(
-            f"{out}: holds an earlier run; pass --resume to continue it, or choose another --out"
-        )
+    raise OutputError(
+        f"{out}: the output folder is not empty and holds no inpaint-aug run; "
+        "choose another --out (nothing is ever deleted)"
+    )
 
 
 def _empty(out: Path) -> bool:

@@ -26,8 +26,8 @@ from typing import Any
 from inpaint_aug import geometry as geo
 from inpaint_aug.choices import Region
 from inpaint_aug.dataset.coco import CocoDataset
-from inpaint_aug.dataset.prompts import PromptBook
-from inpaint_aug.errors import OptionsError, PromptError
+from inpaint_aug.dataset.prompts import PromptBook, PromptProblems
+from inpaint_aug.errors import OptionsError
 from inpaint_aug.options import PlanSettings, check_schedule
 
 
@@ -77,10 +77,7 @@ class ImageJob:
 
 
 def derive_seed(seed: int, image_id: Any, annotation_id: Any, copy: int) -> int:
-    """A 31-bit seed for one edit that depends only on what identifies the edit.
-
-    It does not depend on batch size or order, so batching and resuming cannot change results.
-    """
+    """A 31-bit seed for one edit from what identifies it only: never batch size or order."""
     key = f"{seed}:{image_id}:{annotation_id}:{copy}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
@@ -152,9 +149,7 @@ def plan_image(
     return ImageJob(image, copy, tuple(anns), edits), skips
 
 
-def _not_editable(
-    ann: dict[str, Any], book: PromptBook, settings: PlanSettings
-) -> tuple[str, str] | None:
+def _not_editable(ann: dict, book: PromptBook, settings: PlanSettings) -> tuple[str, str] | None:
     """Why an annotation is carried over without being redrawn, or ``None`` if it is editable."""
     spec = book.spec(ann["category_id"])
     if ann.get("iscrowd"):
@@ -283,20 +278,23 @@ def check_schedules(book: PromptBook, settings: PlanSettings) -> None:
     """Check that every class's steps and strength give diffusers a denoising step.
 
     A class's values are its prompts-file overrides, else the run's; checked before any work.
+    Classes that share one entry (those ``default`` covers) are reported together.
 
     Raises:
-        PromptError: a class's overrides give no step; the message names the file and class.
+        PromptProblems: every entry whose values give no step; the message names the classes.
     """
+    groups: dict[int, tuple[Any, list[str]]] = {}  # by entry: specs hold dicts, unhashable
     for cid, spec in book.by_category.items():
-        if spec.skip:
-            continue
+        if not spec.skip and (spec.steps is not None or spec.strength is not None):
+            groups.setdefault(id(spec), (spec, []))[1].append(repr(book.names.get(cid, cid)))
+    problems = []
+    for spec, names in groups.values():
         steps = spec.steps or settings.steps
         strength = spec.strength if spec.strength is not None else settings.strength
-        if spec.steps is None and spec.strength is None:
-            continue  # the run's own values, checked when the settings were built
-        name = book.names.get(cid, cid)
-        where = f"{book.path}: class {name!r}: steps {steps} x strength {strength:g}"
+        label = f"class {names[0]}" if len(names) == 1 else f"classes {', '.join(names)}"
         try:
-            check_schedule(steps, strength, where)
+            check_schedule(steps, strength, f"{label}: steps {steps} x strength {strength:g}")
         except OptionsError as err:
-            raise PromptError(str(err)) from None
+            problems.append(str(err))
+    if problems:
+        raise PromptProblems(book.path, problems)

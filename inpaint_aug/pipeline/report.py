@@ -16,19 +16,26 @@ from typing import Any
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.options import RunOptions
 from inpaint_aug.pipeline.plan import Skip
+from inpaint_aug.pipeline.predict import copies_of
 from inpaint_aug.pipeline.records import ImageRecord
 from inpaint_aug.version import __version__
 
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run did: counts, skips with reasons, timings."""
+    """What a run did: counts, skips with reasons, timings.
+
+    Counts describe the whole output; ``objects_this_run`` and the ``seconds_*`` describe this
+    invocation only (a resumed run redraws just what was left), so
+    ``seconds_model / objects_this_run`` is the model time per object.
+    """
 
     out: Path
     images_planned: int = 0
     images_written: int = 0
     originals_written: int = 0
     objects_edited: int = 0
+    objects_this_run: int = 0
     annotations_written: int = 0
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     skips: tuple[Skip, ...] = ()
@@ -47,11 +54,15 @@ class RunReport:
 
 
 def per_class(
-    ds: CocoDataset, records: list[ImageRecord], skips: list[Skip]
+    ds: CocoDataset, records: list[ImageRecord], skips: list[Skip], copies: int = 1
 ) -> dict[str, dict[str, Any]]:
     """Per class name: objects edited, edited after a verifier retry, rejected, and skipped.
 
-    Edits count per output copy; a skip at planning counts once per source object.
+    One unit throughout: objects per output copy. With ``copies`` N, each source object counts
+    once in each of its image's N copies: an edit once per copy it was made in, and a skip
+    recorded once for all copies (planning's, a dropped annotation, ``occluded``: see
+    :func:`~inpaint_aug.pipeline.predict.copies_of`) N times. ``inpaint-aug validate`` counts
+    the same way.
     """
 
     def name(cat: Any) -> str:
@@ -70,7 +81,9 @@ def per_class(
             if skip.reason == "verify-rejected":
                 row["rejected"] += 1
                 continue
-            row["skipped"][skip.reason] = row["skipped"].get(skip.reason, 0) + 1
+            row["skipped"][skip.reason] = row["skipped"].get(skip.reason, 0) + copies_of(
+                skip, copies
+            )
     return dict(sorted(table.items()))
 
 
@@ -78,8 +91,28 @@ def _row() -> dict[str, Any]:
     return {"edited": 0, "after_retry": 0, "rejected": 0, "skipped": {}}
 
 
-def report_dict(options: RunOptions, report: RunReport) -> dict[str, Any]:
-    """``run.json``: settings, counts, timings and every skip with its reason."""
+def report_dict(
+    options: RunOptions, report: RunReport, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``run.json``: settings, counts, timings and every skip with its reason.
+
+    Args:
+        options: the run's options.
+        report: what this invocation found and did.
+        previous: the ``run.json`` of the invocation that did the work, given when this one had
+            nothing left to redraw: its ``seconds`` and ``objects_this_run`` are kept, so a
+            finished run rerun keeps its original timings.
+    """
+    seconds = {
+        "total": round(report.seconds_total, 3),
+        "model": round(report.seconds_model, 3),
+        "verify": round(report.seconds_verify, 3),
+        "model_load": round(report.seconds_load, 3),
+    }
+    this_run = report.objects_this_run
+    if previous and isinstance(previous.get("seconds"), dict):
+        seconds = previous["seconds"]
+        this_run = (previous.get("counts") or {}).get("objects_this_run", report.objects_edited)
     return {
         "version": __version__,
         "settings": options.to_dict(),
@@ -88,16 +121,12 @@ def report_dict(options: RunOptions, report: RunReport) -> dict[str, Any]:
             "images_written": report.images_written,
             "originals_written": report.originals_written,
             "objects_edited": report.objects_edited,
+            "objects_this_run": this_run,
             "annotations_written": report.annotations_written,
             "per_class": report.per_class,
             "skipped": report.skip_counts(),
         },
-        "seconds": {
-            "total": round(report.seconds_total, 3),
-            "model": round(report.seconds_model, 3),
-            "verify": round(report.seconds_verify, 3),
-            "model_load": round(report.seconds_load, 3),
-        },
+        "seconds": seconds,
         "exported": report.exported,
         "skipped": [asdict(s) for s in report.skips],
     }

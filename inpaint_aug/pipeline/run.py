@@ -2,7 +2,8 @@
 
 :func:`run` reads as its numbered steps. Options were checked when they were built; step 1
 checks everything else that can be checked before any slow work (the dataset, the prompts and
-their per-class settings, the output folder), and the model loads before anything is written.
+their per-class settings), step 2 checks and locks the output folder (one run per OUT), and the
+model loads before anything else is written.
 
 Example:
     >>> from inpaint_aug.options import RunOptions
@@ -13,10 +14,10 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
+import json
+import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,14 @@ from inpaint_aug.dataset.coco import CocoDataset, load_coco
 from inpaint_aug.dataset.prompts import PromptBook, load_prompts
 from inpaint_aug.errors import Interrupted
 from inpaint_aug.exporters.yolo import export_yolo
+from inpaint_aug.exporters.yolo_layout import check_target
 from inpaint_aug.files import copy_file, inside, make_dirs, write_json
 from inpaint_aug.options import RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
 from inpaint_aug.pipeline.batch import ModelCaller
 from inpaint_aug.pipeline.engine import Engine, EngineSettings, EngineStats
-from inpaint_aug.pipeline.journal import STATE_DIR, Journal, check_output_folder
+from inpaint_aug.pipeline.journal import Journal, fingerprint, has_journal
+from inpaint_aug.pipeline.lock import claimed
 from inpaint_aug.pipeline.models import Models, load_models
 from inpaint_aug.pipeline.plan import (
     Skip,
@@ -39,6 +42,8 @@ from inpaint_aug.pipeline.plan import (
     kept_annotations,
     plan_dataset,
 )
+from inpaint_aug.pipeline.predict import require_redraw
+from inpaint_aug.pipeline.progress import ProgressArg, log_plan_skips, resolve_progress
 from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
     ImageRecord,
@@ -52,6 +57,7 @@ from inpaint_aug.pipeline.report import RunReport, per_class, report_dict
 from inpaint_aug.pipeline.signals import interrupt_on_signals, stop_on_signals
 from inpaint_aug.pipeline.verify import Verifier
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
@@ -69,109 +75,126 @@ def load_inputs(options: RunOptions) -> tuple[CocoDataset, PromptBook]:
     return ds, book
 
 
-def fingerprint(options: RunOptions) -> dict[str, Any]:
-    """The settings a resumed run must share with the run it continues."""
-    digest = {
-        k: hashlib.sha256(Path(getattr(options, k)).read_bytes()).hexdigest()[:16]
-        for k in ("coco", "prompts")
-    }
-    plain = options.to_dict()
-    return {
-        **{k: plain[k] for k in ("model", "image_format", "limit", "batch_size", "dtype")},
-        "lcm_lora": options.lcm_lora,
-        "coco_sha256": digest["coco"],
-        "prompts_sha256": digest["prompts"],
-        **{f"plan.{k}": v for k, v in plain["plan"].items()},
-        **{f"verify.{k}": v for k, v in plain["verify"].items()},
-    }
-
-
 def run(
     options: RunOptions,
     inpainter: Inpainter | None = None,
-    progress: Progress | None = None,
+    progress: ProgressArg = None,
     verifier: Verifier | None = None,
 ) -> RunReport:
     """Run the whole job and write ``OUT/annotations.json``, ``OUT/run.json`` and the images.
+
+    An OUT holding an earlier run's journal with the same settings is continued (as
+    ``resume=True`` does): a job requeued by a batch scheduler runs the very same command again.
 
     Args:
         options: what to do (checked when it was built).
         inpainter: a ready model; loaded from ``options`` when ``None`` (and only if there is
             work left to do).
-        progress: called with ``(objects_done, objects_total)`` after each batch.
+        progress: ``None``: a bar (plain lines when stderr is no terminal); ``False``: none; a
+            callable: called with ``(objects_done, objects_total)`` after each batch.
         verifier: a ready verifier (any object with ``name`` and ``verify``); loaded from
             ``options.verify`` when ``None`` (see :mod:`inpaint_aug.pipeline.models`).
 
     Raises:
-        FatalError: bad inputs, a model that cannot load, an unusable output folder.
-        Interrupted: SIGINT or SIGTERM; what is finished is kept for ``resume=True``.
+        FatalError: bad inputs, a model that cannot load, an unusable output folder, or one
+            that another run is using.
+        Interrupted: SIGINT or SIGTERM; what is finished is kept, and the same command continues.
     """
     started = time.perf_counter()
+    progress = resolve_progress(progress)  # see inpaint_aug.pipeline.progress
     out = Path(options.out)
-    # 1. Read and check the inputs and the output folder; nothing is written yet.
+    # 1. Read and check the inputs (and the export's target); nothing is written yet.
     ds, book = load_inputs(options)
-    check_output_folder(out, options.resume)
-    # 2. Plan every edit; number and name every output file.
-    jobs, skips = plan_dataset(ds, book, options.plan, options.limit)
-    originals = ds.images[: options.limit] if options.include_originals else []
-    tasks, copies = output_tasks(jobs, originals, options.image_format)
-    # 3. Load the model before anything is written (a resumed run loads it only if needed).
-    resuming = options.resume and (out / STATE_DIR / "journal.jsonl").is_file()
-    models = None
-    if not resuming and jobs:
-        models = _load_models_first(out, options, inpainter, verifier)
-    # 4. Open the journal and redraw what is left.
-    journal = Journal.open(out, fingerprint(options), options.resume)
-    make_dirs(out / IMAGES_DIR)
-    try:
-        given = models or (inpainter, verifier)
-        stats, seconds_load = _execute(ds, tasks, options, given, journal, progress)
-    finally:
-        journal.close()
-    # 5. Write the originals, the dataset and its export.
-    edited = list(journal.records.values())
-    kept, original_skips = _write_originals(out, ds, copies)
-    all_skips = list(dict.fromkeys(skips + journal.skips)) + original_skips
-    data = assemble(ds.raw, edited + kept)
-    write_json(out / "annotations.json", data)
-    exported = _export(data, out, options)
-    # 6. Report what was done.
-    report = RunReport(
-        out=out,
-        images_planned=len(jobs),
-        images_written=len(edited),
-        originals_written=len(kept),
-        objects_edited=sum(len(r.edited_ann_indexes) for r in edited),
-        annotations_written=len(data["annotations"]),
-        per_class=per_class(ds, edited, all_skips),
-        skips=tuple(all_skips),
-        seconds_model=stats.seconds_model,
-        seconds_verify=stats.seconds_verify,
-        seconds_load=(models.seconds_load if models else 0.0) + seconds_load,
-        exported=exported,
-    )
-    report = replace(report, seconds_total=time.perf_counter() - started)
-    write_json(out / "run.json", report_dict(options, report))
+    _export(ds.raw, out, options, check=True)
+    # 2. Check and lock the output folder: one run per OUT (only OUT/.inpaint_aug is made).
+    with claimed(out):
+        # 3. Plan every edit; number and name every output file.
+        jobs, skips = plan_dataset(ds, book, options.plan, options.limit)
+        require_redraw(ds, jobs, skips, options.plan, options.limit)  # else: exit 1 here
+        originals = ds.images[: options.limit] if options.include_originals else []
+        tasks, copies = output_tasks(jobs, originals, options.image_format)
+        # 4. Load the model before anything else is written (when continuing: only if needed).
+        models = None
+        if not has_journal(out) and jobs:
+            models = _load_models_first(options, inpainter, verifier)
+        # 5. Open the journal and redraw what is left.
+        journal = _open_journal(out, options, len(tasks))
+        log_plan_skips(skips, str(out / "run.json"))
+        ended_before = set(journal.ended)
+        try:
+            given = models or (inpainter, verifier)
+            stats, seconds_load = _execute(ds, tasks, options, given, journal, progress)
+        finally:
+            journal.close()
+        # 6. Write the originals, the dataset and its export.
+        edited = list(journal.records.values())
+        kept, original_skips = _write_originals(out, ds, copies)
+        all_skips = list(dict.fromkeys(skips + journal.skips)) + original_skips
+        data = assemble(ds.raw, edited + kept)
+        write_json(out / "annotations.json", data)
+        exported = _export(data, out, options)
+        # 7. Report what was done (by this invocation: the model time per object).
+        report = RunReport(
+            out=out,
+            images_planned=len(jobs),
+            images_written=len(edited),
+            originals_written=len(kept),
+            objects_edited=_objects(edited),
+            objects_this_run=_objects(r for r in edited if r.out_image_id not in ended_before),
+            annotations_written=len(data["annotations"]),
+            per_class=per_class(ds, edited, all_skips, options.plan.copies),
+            skips=tuple(all_skips),
+            seconds_model=stats.seconds_model,
+            seconds_verify=stats.seconds_verify,
+            seconds_load=(models.seconds_load if models else 0.0) + seconds_load,
+            seconds_total=time.perf_counter() - started,
+            exported=exported,
+        )
+        nothing_left = all(t.number in ended_before for t in tasks)
+        previous = _previous_report(out) if nothing_left else None
+        write_json(out / "run.json", report_dict(options, report, previous))
     return report
 
 
-def _load_models_first(
-    out: Path, options: RunOptions, inpainter: Inpainter | None, verifier: Verifier | None
-) -> Models:
-    """Load the models before anything is written, after checking OUT can be created.
+def _objects(records: Iterable[ImageRecord]) -> int:
+    return sum(len(r.edited_ann_indexes) for r in records)
 
-    If loading fails or is interrupted, an OUT folder made here (still empty) is removed again,
-    so the next attempt needs no ``--resume``.
+
+def _load_models_first(
+    options: RunOptions, inpainter: Inpainter | None, verifier: Verifier | None
+) -> Models:
+    """Load the models before anything but the lock is written.
+
+    If loading fails or is interrupted, :func:`~inpaint_aug.pipeline.lock.claimed` removes the
+    lock and the folders it made, so the next attempt starts as if nothing had happened.
     """
-    created = not out.exists()
-    make_dirs(out)
+    with interrupt_on_signals("while loading the model; nothing was written"):
+        return load_models(options, inpainter, verifier)
+
+
+def _open_journal(out: Path, options: RunOptions, n_tasks: int) -> Journal:
+    """Open (or continue) the journal, and say on stderr when an earlier run is continued.
+
+    Raises:
+        OutputError: the journal's settings differ from these (naming each one).
+    """
+    continued = has_journal(out)
+    journal = Journal.open(out, fingerprint(options), True, settings=options.to_dict())
+    make_dirs(out / IMAGES_DIR)
+    if continued and len(journal.ended) < n_tasks:
+        log.warning("resuming: %d of %d images done (%s)", len(journal.ended), n_tasks, out)
+    elif continued:
+        log.warning("nothing left to do: all %d images were done (%s)", n_tasks, out)
+    return journal
+
+
+def _previous_report(out: Path) -> dict[str, Any] | None:
+    """The ``run.json`` an earlier invocation wrote, or ``None`` (missing or unreadable)."""
     try:
-        with interrupt_on_signals("while loading the model; nothing was written"):
-            return load_models(options, inpainter, verifier)
-    except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+        data = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _execute(
@@ -182,40 +205,56 @@ def _execute(
     journal: Journal,
     progress: Progress | None,
 ) -> tuple[EngineStats, float]:
-    """Redraw the tasks the journal has not ended; stop cleanly on a signal.
+    """Redraw the tasks the journal has not ended; stop cleanly on a signal, at once on two.
 
     Returns the engine's figures and the seconds spent loading models here (on resume).
     """
     todo = [t for t in tasks if t.number not in journal.ended]
     if not todo:
         return EngineStats(0.0, 0), 0.0
-    models = given if isinstance(given, Models) else load_models(options, *given)
-    seconds_load = 0.0 if isinstance(given, Models) else models.seconds_load
+    if isinstance(given, Models):
+        models, seconds_load = given, 0.0
+    else:
+        with interrupt_on_signals(f"while loading the model; {_kept(journal, tasks)}"):
+            models = load_models(options, *given)
+        seconds_load = models.seconds_load
+    engine = _engine(ds, options, models, journal, progress)
+    total = sum(len(t.job.edits) for t in tasks)
+    caught: list[str] = []
+    try:
+        with stop_on_signals(engine.stop) as caught:
+            stats = engine.process(todo, total)
+    except KeyboardInterrupt:  # a second signal: stop now, not after the batch
+        names = ", then ".join(caught) or "SIGINT"
+        raise Interrupted(f"stopped at once by {names} {_kept(journal, tasks)}") from None
+    if caught:
+        raise Interrupted(f"stopped by {caught[0]} {_kept(journal, tasks)}")
+    return stats, seconds_load
+
+
+def _kept(journal: Journal, tasks: list[Task]) -> str:
+    """What an interrupted run keeps, and how to continue it."""
+    return (
+        f"after {len(journal.ended)} of {len(tasks)} images; the finished ones are kept: run "
+        "the same command again (or with --resume) to continue"
+    )
+
+
+def _engine(
+    ds: CocoDataset,
+    options: RunOptions,
+    models: Models,
+    journal: Journal,
+    progress: Progress | None,
+) -> Engine:
+    """The local engine around the loaded models."""
     labels = {c["id"]: str(c.get("name")) for c in ds.raw["categories"]}
     caller = ModelCaller(
         models.inpainter, options.batch_size, models.verifier, options.verify.retries, labels
     )
     settings = EngineSettings(options.workers, max(4, options.batch_size))
-    engine = Engine(
-        ds,
-        options.plan,
-        caller,
-        journal,
-        Path(options.out),
-        settings,
-        progress,
-        options.verify.on_reject,
-    )
-    total = sum(len(t.job.edits) for t in tasks)
-    with stop_on_signals(engine.stop) as caught:
-        stats = engine.process(todo, total)
-    if caught:
-        done = len(journal.ended)
-        raise Interrupted(
-            f"stopped by {caught[0]} after {done} of {len(tasks)} images; the "
-            "finished ones are kept: run the same command with --resume"
-        )
-    return stats, seconds_load
+    rest = (Path(options.out), settings, progress, options.verify.on_reject)
+    return Engine(ds, options.plan, caller, journal, *rest)
 
 
 def _write_originals(
@@ -240,9 +279,20 @@ def _write_originals(
     return records, skips
 
 
-def _export(data: dict[str, Any], out: Path, options: RunOptions) -> str | None:
-    """Write the trainer export the options ask for; return its data.yaml path."""
+def _export(
+    data: dict[str, Any], out: Path, options: RunOptions, check: bool = False
+) -> str | None:
+    """Write the trainer export the options ask for; return its data.yaml path.
+
+    YOLO goes to ``options.yolo_dir`` (default ``OUT/yolo``; it may hold other splits), its
+    images hard links to OUT's where possible. ``check``: write nothing, only raise what would
+    stop this export (called before any slow work, ``data`` then the source dataset).
+    """
     if options.format is ExportFormat.coco:
         return None
     task = "segment" if options.format is ExportFormat.yolo_seg else "detect"
-    return str(export_yolo(data, out, out / "yolo", task, options.split.value).data_yaml)
+    root = Path(options.yolo_dir) if options.yolo_dir is not None else out / "yolo"
+    if check:
+        check_target(root, options.split.value, task, data["categories"])
+        return None
+    return str(export_yolo(data, out, root, task, options.split.value, link=True).data_yaml)

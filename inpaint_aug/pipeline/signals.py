@@ -1,5 +1,10 @@
 """SIGINT and SIGTERM during a run: an exception while loading, a clean stop while working.
 
+While working, the first signal asks for a clean stop (the current batch finishes); a second one
+(Ctrl-C twice) raises ``KeyboardInterrupt`` at once, which the run reports as
+:class:`~inpaint_aug.errors.Interrupted`. Either way nothing is left half-written: every file is
+written atomically and the journal's torn last line is ignored, so the run can be continued.
+
 Example:
     >>> with stop_on_signals(threading.Event()) as caught:  # doctest: +SKIP
     ...     engine.process(tasks)
@@ -7,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +20,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from inpaint_aug.errors import Interrupted
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -58,13 +66,22 @@ def interrupt_on_signals(when: str) -> Iterator[None]:
 def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
     """Turn SIGINT/SIGTERM into a clean stop: ``stop`` is set, the work finishes its batch.
 
+    A second signal raises ``KeyboardInterrupt`` in the main thread at once (the caller turns it
+    into :class:`Interrupted`).
+
     Yields the names of the signals caught (empty when none was).
     """
     caught: list[str] = []
 
     def handler(signum: int, _frame: Any) -> None:
         caught.append(signal.Signals(signum).name)
+        if len(caught) > 1:
+            raise KeyboardInterrupt
         stop.set()
+        log.warning(
+            "%s: finishing the current batch, then stopping (press Ctrl-C again to stop at once)",
+            caught[0],
+        )
 
     with handling_signals(handler):
         yield caught
