@@ -16,13 +16,12 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+from inpaint_aug.checks import check_int, check_number, check_schedule, flag
 from inpaint_aug.choices import (
     Device,
     Dtype,
@@ -39,45 +38,6 @@ from inpaint_aug.errors import OptionsError
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 TINY_MODEL = "tiny-random"
 LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def check_int(name: str, value: Any, low: int = 0, optional: bool = False) -> None:
-    """Refuse a value that is not an integer ``>= low`` (``None`` too, when ``optional``)."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise OptionsError(_flag(name), value, f"an integer >= {low}")
-
-
-def check_number(name: str, value: Any, low: float, high: float = math.inf) -> None:
-    """Refuse a value that is not a finite number in ``[low, high]``."""
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not low <= value <= high:
-        span = f"between {low:g} and {high:g}" if math.isfinite(high) else f">= {low:g}"
-        raise OptionsError(_flag(name), value, f"a number {span}")
-
-
-def check_schedule(steps: int, strength: float, where: str = "") -> None:
-    """Refuse steps and strength that give diffusers no denoising step.
-
-    diffusers runs ``int(steps * strength)`` denoising steps; fewer than one is an error.
-
-    Args:
-        steps: denoising steps.
-        strength: inpainting strength.
-        where: who set them, for the message (the command line when empty).
-    """
-    if int(steps * strength) >= 1:
-        return
-    who = where or f"--steps {steps} with --strength {strength:g}"
-    raise OptionsError.free(
-        f"{who}: diffusers runs int(steps x strength) = {int(steps * strength)} denoising steps;"
-        " raise --steps or --strength so that it is at least 1"
-    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +130,7 @@ class ModelOptions:
         object.__setattr__(self, "dtype", Dtype.parse("--dtype", self.dtype))
         for name in ("compile", "cpu_offload", "vae_slicing"):
             if not isinstance(getattr(self, name), bool):
-                raise OptionsError(_flag(name), getattr(self, name), "true or false")
+                raise OptionsError(flag(name), getattr(self, name), "true or false")
 
 
 @dataclass(frozen=True)
@@ -255,10 +215,10 @@ class RunOptions:
             raise OptionsError("verify", self.verify, "a VerifySettings or a mode")
         for name in ("coco", "prompts", "out"):
             if not isinstance(getattr(self, name), (str, Path)) or not str(getattr(self, name)):
-                raise OptionsError(_flag(name), getattr(self, name), "a path")
+                raise OptionsError(flag(name), getattr(self, name), "a path")
         parse = {"image_format": ImageFormat, "format": ExportFormat, "split": Split}
         for name, kind in {**parse, "preset": Preset}.items():
-            object.__setattr__(self, name, kind.parse(_flag(name), getattr(self, name)))
+            object.__setattr__(self, name, kind.parse(flag(name), getattr(self, name)))
         self._check_yolo_dir()
         object.__setattr__(self, "device", Device.name_of("--device", self.device))
         check_int("batch_size", self.batch_size, 1)
@@ -266,7 +226,7 @@ class RunOptions:
         check_int("limit", self.limit, 1, optional=True)
         for name in ("resume", "include_originals"):
             if not isinstance(getattr(self, name), bool):
-                raise OptionsError(_flag(name), getattr(self, name), "true or false")
+                raise OptionsError(flag(name), getattr(self, name), "true or false")
         if not isinstance(self.plan, PlanSettings):
             raise OptionsError("plan", self.plan, "a PlanSettings")
         if self.preset is Preset.fast:

@@ -21,6 +21,7 @@ ORDER = [
     "version",
     "errors",
     "choices",
+    "checks",
     "geometry",
     "files",
     "options",

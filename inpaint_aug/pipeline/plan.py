@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from inpaint_aug import geometry as geo
+from inpaint_aug.checks import check_schedule
 from inpaint_aug.choices import Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook, PromptProblems
 from inpaint_aug.errors import OptionsError
-from inpaint_aug.options import PlanSettings, check_schedule
+from inpaint_aug.options import PlanSettings
 
 
 @dataclass(frozen=True)
