@@ -268,6 +268,45 @@ def test_a_live_or_foreign_lock_is_never_taken_over(data, tmp_path, no_model, wh
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize(
+    "holder_restart,our_restart,taken",
+    [
+        pytest.param(0, "1", True, id="requeued-on-another-node"),
+        pytest.param(1, "1", False, id="same-start-twice"),
+        pytest.param(2, "1", False, id="older-start"),
+    ],
+)
+def test_a_requeued_scheduler_job_takes_over_its_own_lock_from_another_node(
+    data, tmp_path, monkeypatch, holder_restart, our_restart, taken
+):
+    from inpaint_aug.errors import OutputError
+    from inpaint_aug.pipeline.lock import acquire
+
+    monkeypatch.setenv("SLURM_JOB_ID", "981")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", our_restart)
+    out = tmp_path / "out"
+    (out / STATE).mkdir(parents=True)
+    holder = {
+        "host": "node-17",
+        "pid": 4242,
+        "started": "2024-05-01T10:00:00+00:00",
+        "job": "981",
+        "restart": holder_restart,
+    }
+    (out / STATE / "run.lock").write_text(json.dumps(holder), encoding="utf-8")
+    if not taken:
+        with pytest.raises(OutputError, match="never taken over"):
+            acquire(out)
+        return
+    lock = acquire(out)
+    try:
+        mine = json.loads((out / STATE / "run.lock").read_text(encoding="utf-8"))
+        assert mine["host"] == socket.gethostname() and mine["pid"] == os.getpid()
+        assert (mine["job"], mine["restart"]) == ("981", 1)
+    finally:
+        lock.release()
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Ctrl-C twice quits at once; 4. the unfinished run can be previewed, then resumed
 

@@ -119,7 +119,27 @@ def _owner() -> dict[str, Any]:
     job = next((os.environ[v] for v in JOB_VARIABLES if os.environ.get(v)), None)
     if job:
         owner["job"] = job
+        owner["restart"] = _restart_count()
     return owner
+
+
+def _restart_count() -> int:
+    """SLURM's count of this job's requeues (0 for a first start or another scheduler)."""
+    value = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _requeued_from(holder: dict[str, Any]) -> bool:
+    """The lock is this very scheduler job's, from an earlier start: the scheduler requeued it.
+
+    A scheduler runs one start of a job at a time, so a later start (a higher
+    ``SLURM_RESTART_COUNT``) of the same job id may take over the lock from any host.
+    """
+    job = next((os.environ[v] for v in JOB_VARIABLES if os.environ.get(v)), None)
+    restart = holder.get("restart")
+    if not job or holder.get("job") != job or not isinstance(restart, int):
+        return False
+    return _restart_count() > restart
 
 
 def _create(path: Path, owner: dict[str, Any]) -> bool:
@@ -165,7 +185,13 @@ def _holder(path: Path, tries: int = READ_TRIES) -> dict[str, Any] | None:
 
 
 def _stale(holder: dict[str, Any]) -> bool:
-    """A lock of this host whose process is gone (a run that crashed or was killed)."""
+    """A lock whose run is surely over.
+
+    That is this host's lock with its process gone (a run that crashed or was killed), or an
+    earlier start of this scheduler job (requeued after a node failure).
+    """
+    if _requeued_from(holder):
+        return True
     pid = holder.get("pid")
     if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
