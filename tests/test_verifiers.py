@@ -157,7 +157,7 @@ def test_a_bad_model_folder_is_one_clear_line(kind, tmp_path):
 def test_an_uncached_hub_model_offline_says_what_to_do():
     from inpaint_aug.pipeline.verifiers import load_verifier
 
-    with pytest.raises(ModelError, match="--verifier-model DIR or --verify off") as err:
+    with pytest.raises(ModelError, match="--verifier-model DIR, or --verify off") as err:
         load_verifier("clip", "inpaint-aug-tests/no-such-model", "cpu", None, None)
     assert "\n" not in str(err.value)
     with pytest.raises(ModelError, match="expected one of clip, owlv2"):

@@ -21,10 +21,12 @@ import numpy as np
 from inpaint_aug.choices import Dtype
 from inpaint_aug.errors import ModelError
 from inpaint_aug.pipeline.backend import _quiet_libraries, _torch_dtype, pick_device
+from inpaint_aug.pipeline.hub import local_files_only
 from inpaint_aug.pipeline.verify import Verdict, VerifyRequest, box_crop
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 DEFAULT_OWLV2 = "google/owlv2-base-patch16-ensemble"
+VERIFY_FIX = "pass a local folder with --verifier-model DIR, or --verify off"
 # A tiny random verifier's scores are noise: by default its bar lets every redraw through, so
 # the offline quick start runs the whole verification path without random rejections.
 TINY_THRESHOLDS = {"clip": 200.0, "owlv2": 0.0}
@@ -278,6 +280,7 @@ def _checked(family: str, source: str) -> str:
         return str(path)
     if path.exists() or source.count("/") != 1 or source.startswith((".", "/", "~")):
         raise ModelError(f"{source}: no such {title} model folder, and not a hub id 'org/name'")
+    local_files_only(source, "verifier", VERIFY_FIX)  # not cached and no hub: fail at once
     return source
 
 
