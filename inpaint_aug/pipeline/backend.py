@@ -127,7 +127,7 @@ class DiffusersInpainter:
         opts = model if isinstance(model, ModelOptions) else ModelOptions(model, device)
         tiny = opts.model == TINY_MODEL
         model_offline = not tiny and check_model(opts.model)  # fast: before torch loads
-        lora_offline = check_lora(opts.lcm_lora)
+        lora_offline = _check_lcm_lora(opts.lcm_lora)
         dev = pick_device(opts.device)
         dtype = _torch_dtype(opts.dtype, dev)
         _quiet_libraries()
@@ -252,14 +252,46 @@ def _prepare(pipe: Any, opts: ModelOptions, device: str, lora_offline: bool = Fa
     return pipe
 
 
+def _check_lcm_lora(lora: str | None) -> bool:
+    """Check ``--lcm-lora`` before anything loads; return its ``local_files_only``.
+
+    A folder or file must exist; a hub id goes through
+    :func:`~inpaint_aug.pipeline.hub.check_lora`, so an uncached one fails at once offline.
+
+    Raises:
+        ModelError: a path that does not exist, a name that is neither a path nor a hub id
+            like ``org/name``, or a hub LoRA that cannot load.
+    """
+    if lora is None:
+        return False
+    path = Path(lora).expanduser()
+    if path.exists():
+        return False
+    if lora.count("/") != 1 or lora.startswith((".", "/", "~")) or lora.endswith("/"):
+        raise ModelError(
+            f"LCM-LoRA {lora}: no such file or folder, and not a hub id like 'org/name'"
+        )
+    return check_lora(lora)
+
+
 def _use_lcm(pipe: Any, lora: str, offline: bool) -> None:
-    """The few-step preset: LCM scheduler plus a fused LCM-LoRA (4-8 steps, guidance ~1)."""
+    """The few-step preset: LCM scheduler plus a fused LCM-LoRA (4-8 steps, guidance ~1).
+
+    The LoRA (a folder, a ``.safetensors`` file or a hub id; safetensors only) is fused into
+    the UNet's weights, and its adapter layers are then removed, so inference costs the same as
+    without it. Loading it needs ``peft`` (a dependency).
+    """
     from diffusers import LCMScheduler
 
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    path = Path(lora).expanduser()
+    source = str(path) if path.exists() else lora
     try:
-        pipe.load_lora_weights(lora, local_files_only=offline)
+        pipe.load_lora_weights(source, local_files_only=offline, use_safetensors=True)
         pipe.fuse_lora()
+        pipe.unload_lora_weights()  # the fused weights stay; the adapter layers go
+    except InpaintAugError:
+        raise
     except Exception as err:  # every library failure becomes one line
         raise load_error("LCM-LoRA", lora, err) from None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,40 @@ def _tiny_tower(tokenizer: Any, **extra: Any) -> dict[str, Any]:
             pad_token_id=tokenizer.pad_token_id,
         )
     return tower
+
+
+def save_tiny_lora(directory: str | Path, seed: int = 0, rank: int = 4) -> Path:
+    """Save a random LoRA for the ``tiny-random`` UNet, in the diffusers LoRA format.
+
+    The attention projections (``to_q``, ``to_k``, ``to_v``, ``to_out.0``) get rank-``rank``
+    adapters with non-zero ``B`` matrices, so fusing them changes the output. For tests of
+    ``--lcm-lora DIR`` offline (it is no LCM distillation: the output stays noise). Needs
+    ``peft``; the global RNG is left as it was.
+
+    Returns:
+        ``directory``, holding ``pytorch_lora_weights.safetensors``.
+    """
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny scheduler config's steps_offset notice
+        unet = build_tiny_pipeline(seed).unet
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            init_lora_weights="gaussian",
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+        unet.add_adapter(config)
+        torch.manual_seed(seed + 1)
+        with torch.no_grad():
+            for name, param in unet.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(std=0.1)
+        StableDiffusionInpaintPipeline.save_lora_weights(
+            str(directory), unet_lora_layers=get_peft_model_state_dict(unet)
+        )
+    return Path(directory)
