@@ -40,13 +40,10 @@ from pycocotools import mask as mask_utils
 import inpaint_aug
 from inpaint_aug import geometry as geo
 from inpaint_aug.demo.synthetic import make_shapes_dataset
-from inpaint_aug.pipeline.backend import (
-    DiffusersInpainter,
-    InpaintRequest,
-    _quiet_libraries,
-    pick_device,
-)
-from inpaint_aug.pipeline.plan import PlanSettings, derive_seed
+from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.backend import DiffusersInpainter, InpaintRequest, pick_device
+from inpaint_aug.pipeline.loading import quiet_libraries
+from inpaint_aug.pipeline.plan import derive_seed
 
 PROMPT, NEGATIVE = "a photo of a {name}", "blurry, low quality"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -208,7 +205,7 @@ def build_inpainter(args: argparse.Namespace, device: str, dtype: Any) -> Diffus
         inpainter = DiffusersInpainter.load("tiny-random", device)
         inpainter.pipe.to(dtype=dtype)
         return inpainter
-    _quiet_libraries()
+    quiet_libraries()
     pipe = build_sd15_pipeline(device).to(device=device, dtype=dtype)
     params = sum(p.numel() for p in pipe.unet.parameters())
     print(f"sd15 UNet parameters: {params / 1e6:.1f}M (SD 1.5 inpainting: ~860M)")

@@ -38,6 +38,7 @@ ORDER = [
     "pipeline.verify",
     "pipeline.hub",
     "pipeline.tiny",
+    "pipeline.loading",
     "pipeline.backend",
     "pipeline.verifiers",
     "pipeline.models",
@@ -60,7 +61,7 @@ ORDER = [
     "cli.run",
     "cli",
 ]
-MODEL_MODULES = {"pipeline.backend", "pipeline.tiny", "pipeline.verifiers"}
+MODEL_MODULES = {"pipeline.backend", "pipeline.tiny", "pipeline.loading", "pipeline.verifiers"}
 HEAVY = {"torch", "diffusers", "transformers"}
 
 

@@ -11,19 +11,18 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from inpaint_aug.choices import Device, Dtype
-from inpaint_aug.errors import InpaintAugError, ModelError, OptionsError, OutOfMemory
+from inpaint_aug.errors import ModelError, OptionsError, OutOfMemory
 from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, ModelOptions
-from inpaint_aug.pipeline.hub import check_lora, check_model, load_error
+from inpaint_aug.pipeline.hub import check_model
+from inpaint_aug.pipeline.loading import check_lcm_lora, load_pipeline, quiet_libraries, use_lcm
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +126,10 @@ class DiffusersInpainter:
         opts = model if isinstance(model, ModelOptions) else ModelOptions(model, device)
         tiny = opts.model == TINY_MODEL
         model_offline = not tiny and check_model(opts.model)  # fast: before torch loads
-        lora_offline = _check_lcm_lora(opts.lcm_lora)
+        lora_offline = check_lcm_lora(opts.lcm_lora)
         dev = pick_device(opts.device)
         dtype = _torch_dtype(opts.dtype, dev)
-        _quiet_libraries()
+        quiet_libraries()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter; failures raise ModelError
             if tiny:
@@ -138,7 +137,7 @@ class DiffusersInpainter:
 
                 pipe = build_tiny_pipeline().to(dtype=dtype)
             else:
-                pipe = _load_pipeline(opts.model, dtype, model_offline)
+                pipe = load_pipeline(opts.model, dtype, model_offline)
             pipe = _prepare(pipe, opts, dev, lora_offline)
         return cls(pipe, opts.model, dev)
 
@@ -237,7 +236,7 @@ def _prepare(pipe: Any, opts: ModelOptions, device: str, lora_offline: bool = Fa
     import torch
 
     if opts.lcm_lora:
-        _use_lcm(pipe, opts.lcm_lora, lora_offline)
+        use_lcm(pipe, opts.lcm_lora, lora_offline)
     if opts.vae_slicing:
         pipe.enable_vae_slicing()
     if opts.cpu_offload and device != "cpu":
@@ -250,82 +249,3 @@ def _prepare(pipe: Any, opts: ModelOptions, device: str, lora_offline: bool = Fa
     if opts.compile:
         pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
     return pipe
-
-
-def _check_lcm_lora(lora: str | None) -> bool:
-    """Check ``--lcm-lora`` before anything loads; return its ``local_files_only``.
-
-    A folder or file must exist; a hub id goes through
-    :func:`~inpaint_aug.pipeline.hub.check_lora`, so an uncached one fails at once offline.
-
-    Raises:
-        ModelError: a path that does not exist, a name that is neither a path nor a hub id
-            like ``org/name``, or a hub LoRA that cannot load.
-    """
-    if lora is None:
-        return False
-    path = Path(lora).expanduser()
-    if path.exists():
-        return False
-    if lora.count("/") != 1 or lora.startswith((".", "/", "~")) or lora.endswith("/"):
-        raise ModelError(
-            f"LCM-LoRA {lora}: no such file or folder, and not a hub id like 'org/name'"
-        )
-    return check_lora(lora)
-
-
-def _use_lcm(pipe: Any, lora: str, offline: bool) -> None:
-    """The few-step preset: LCM scheduler plus a fused LCM-LoRA (4-8 steps, guidance ~1).
-
-    The LoRA (a folder, a ``.safetensors`` file or a hub id; safetensors only) is fused into
-    the UNet's weights, and its adapter layers are then removed, so inference costs the same as
-    without it. Loading it needs ``peft`` (a dependency).
-    """
-    from diffusers import LCMScheduler
-
-    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    path = Path(lora).expanduser()
-    source = str(path) if path.exists() else lora
-    try:
-        pipe.load_lora_weights(source, local_files_only=offline, use_safetensors=True)
-        pipe.fuse_lora()
-        pipe.unload_lora_weights()  # the fused weights stay; the adapter layers go
-    except InpaintAugError:
-        raise
-    except Exception as err:  # every library failure becomes one line
-        raise load_error("LCM-LoRA", lora, err) from None
-
-
-def _quiet_libraries() -> None:
-    """Silence library chatter (warnings, loading bars) that would drown the run's own log."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore", module="diffusers")
-    warnings.filterwarnings("ignore", module="transformers")
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    dlog.set_verbosity_error()
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-
-
-def _load_pipeline(model: str, dtype: Any, offline: bool) -> Any:
-    """Load a real pipeline (checked by :func:`~inpaint_aug.pipeline.hub.check_model` first).
-
-    Safetensors only, never remote code, safety checker off; with ``offline``, from the local
-    cache only. Every failure is one line naming the model and what to do.
-    """
-    from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline
-
-    path = Path(model).expanduser()
-    common = {"torch_dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
-    common["local_files_only"] = offline
-    try:
-        if path.is_file():
-            return StableDiffusionInpaintPipeline.from_single_file(str(path), **common)
-        source = str(path) if path.is_dir() else model
-        return AutoPipelineForInpainting.from_pretrained(source, use_safetensors=True, **common)
-    except InpaintAugError:
-        raise
-    except Exception as err:  # every library failure becomes one line
-        raise load_error("model", model, err) from None

@@ -20,7 +20,7 @@ import numpy as np
 
 from inpaint_aug.choices import Dtype
 from inpaint_aug.errors import ModelError
-from inpaint_aug.pipeline.backend import _quiet_libraries, _torch_dtype, pick_device
+from inpaint_aug.pipeline.backend import _torch_dtype, pick_device, quiet_libraries
 from inpaint_aug.pipeline.hub import local_files_only
 from inpaint_aug.pipeline.verify import Verdict, VerifyRequest, box_crop
 
@@ -244,7 +244,7 @@ def load_verifier(
     dev = pick_device(device)
     if dtype is None or isinstance(dtype, (str, Dtype)):
         dtype = _torch_dtype(Dtype.parse("--dtype", dtype or "auto"), dev)
-    _quiet_libraries()
+    quiet_libraries()
     source = model_id_or_dir or (DEFAULT_CLIP if family == "clip" else DEFAULT_OWLV2)
     if kind != family:
         from inpaint_aug.pipeline.tiny import build_tiny_clip, build_tiny_owlv2
