@@ -305,7 +305,7 @@ def time_tool(
     )
     verifier = None
     if args.verify != "none":
-        from inpaint_aug.pipeline.verifiers import load_verifier
+        from inpaint_aug.pipeline.verifier_loading import load_verifier
 
         verifier = load_verifier(args.verify, None, inpainter.device, args.dtype, None)
     reset_device_peak()

@@ -78,6 +78,6 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_verifier():
     """The tiny random CLIP verifier, as ``--verify auto`` loads it with ``tiny-random``."""
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     return load_verifier("tiny-clip", None, "cpu", "fp32", None)

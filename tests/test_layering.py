@@ -41,6 +41,7 @@ ORDER = [
     "pipeline.loading",
     "pipeline.backend",
     "pipeline.verifiers",
+    "pipeline.verifier_loading",
     "pipeline.models",
     "pipeline.batch",
     "pipeline.records",
@@ -61,7 +62,13 @@ ORDER = [
     "cli.run",
     "cli",
 ]
-MODEL_MODULES = {"pipeline.backend", "pipeline.tiny", "pipeline.loading", "pipeline.verifiers"}
+MODEL_MODULES = {
+    "pipeline.backend",
+    "pipeline.tiny",
+    "pipeline.loading",
+    "pipeline.verifiers",
+    "pipeline.verifier_loading",
+}
 HEAVY = {"torch", "diffusers", "transformers"}
 
 

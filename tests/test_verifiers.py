@@ -35,7 +35,7 @@ def requests(seed: int = 0) -> list[VerifyRequest]:
 def verifier(request):
     import torch
 
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     torch.set_num_threads(1)
     return load_verifier(request.param, None, "cpu", "fp32", None)
@@ -64,7 +64,7 @@ def test_one_finite_verdict_per_request_and_deterministic(verifier):
 
 
 def test_a_fresh_model_gives_the_same_verdicts(verifier):
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     again = load_verifier(verifier.name, None, "cpu", None, None)
     assert again.verify(requests()) == verifier.verify(requests())
@@ -91,7 +91,7 @@ def test_an_unchanged_object_passes(verifier):
 def test_the_clip_rule_allows_threshold_points_below_the_source(monkeypatch):
     import torch
 
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     clip = load_verifier("tiny-clip", None, "cpu", None, 2.5)
     results, sources = [28.6, 28.4, 35.0, 20.0], [31.0, 31.0, 31.0, 21.0]
@@ -107,7 +107,7 @@ def test_the_clip_rule_allows_threshold_points_below_the_source(monkeypatch):
 def test_the_owlv2_rule_keeps_a_fraction_and_passes_what_it_cannot_see(monkeypatch):
     import torch
 
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     owl = load_verifier("tiny-owlv2", None, "cpu", None, 0.5)
     results, sources = [0.31, 0.29, 0.0, 0.9], [0.6, 0.6, 0.0, 0.0]
@@ -123,7 +123,7 @@ def test_a_saved_model_loads_back_through_the_real_path(kind, tmp_path):
     import torch
 
     from inpaint_aug.pipeline.tiny import build_tiny_clip, build_tiny_owlv2
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     torch.set_num_threads(1)
     model, tokenizer = (build_tiny_clip if kind == "tiny-clip" else build_tiny_owlv2)()
@@ -143,7 +143,7 @@ def test_a_saved_model_loads_back_through_the_real_path(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", ["clip", "owlv2"])
 def test_a_bad_model_folder_is_one_clear_line(kind, tmp_path):
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("not a model")
@@ -155,7 +155,7 @@ def test_a_bad_model_folder_is_one_clear_line(kind, tmp_path):
 
 
 def test_an_uncached_hub_model_offline_says_what_to_do():
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     with pytest.raises(ModelError, match="--verifier-model DIR, or --verify off") as err:
         load_verifier("clip", "inpaint-aug-tests/no-such-model", "cpu", None, None)
@@ -170,7 +170,7 @@ def test_the_module_imports_without_torch():
 
 
 def test_tiny_kinds_let_every_redraw_through_by_default():
-    from inpaint_aug.pipeline.verifiers import TINY_THRESHOLDS, load_verifier
+    from inpaint_aug.pipeline.verifier_loading import TINY_THRESHOLDS, load_verifier
 
     for kind in KINDS:
         verifier = load_verifier(kind, None, "cpu", "fp32", None)

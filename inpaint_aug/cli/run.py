@@ -52,7 +52,7 @@ from inpaint_aug.options import LCM_LORA, PlanSettings, RunOptions, VerifySettin
 from inpaint_aug.pipeline.progress import auto_progress
 from inpaint_aug.pipeline.report import RunReport
 from inpaint_aug.pipeline.run import run
-from inpaint_aug.pipeline.verifiers import DEFAULT_CLIP, DEFAULT_OWLV2
+from inpaint_aug.pipeline.verifier_loading import DEFAULT_CLIP, DEFAULT_OWLV2
 
 
 def _flag(text: str, panel: str, *names: str) -> typer.models.OptionInfo:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
-from inpaint_aug.dataset.prompts import PromptBook, load_prompts, parse_prompts
+from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts, parse_prompts
 from inpaint_aug.errors import DatasetError, ItemError, OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
-from inpaint_aug.pipeline.plan import Skip, check_image, check_schedules, plan_dataset
+from inpaint_aug.pipeline.plan import Skip, check_image, plan_dataset
 from inpaint_aug.pipeline.predict import (
     Prediction,
     copies_of,

@@ -44,7 +44,8 @@ class Outcome:
 
     ``edit`` carries the seed that was really used (a retry changes it). With a verifier,
     ``verdict`` is its last answer and ``attempts`` the redraws it took; a redraw still
-    rejected after every retry has ``rejected`` set (and its last ``result``).
+    rejected after every retry has ``rejected`` set, its last ``result`` and the ``error`` that
+    says why.
     """
 
     edit: Edit
@@ -240,10 +241,15 @@ def redraw_grouped(
 
 
 def _final(outcome: Outcome) -> Outcome:
-    """Mark a result its verifier still rejects after every retry."""
-    if outcome.verdict is not None and not outcome.verdict.passed and outcome.result is not None:
-        return replace(outcome, rejected=True)
-    return outcome
+    """Mark a result its verifier still rejects after every retry, with the reason."""
+    verdict = outcome.verdict
+    if verdict is None or verdict.passed or outcome.result is None:
+        return outcome
+    detail = (
+        f"score {verdict.score:.3f} under {verdict.threshold:.3f} after "
+        f"{outcome.attempts} redraw(s); source object {verdict.source_score:.3f}"
+    )
+    return replace(outcome, rejected=True, error=ItemError("verify-rejected", detail))
 
 
 def _outcome(edit: Edit, result: np.ndarray) -> Outcome:

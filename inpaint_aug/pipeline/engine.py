@@ -200,7 +200,7 @@ class Engine:
         for (pending, _, crop, _), outcome in zip(items, outcomes, strict=True):
             if outcome.rejected:
                 pending.rejected.append((outcome, crop))
-                self._skip("edit", _rejection(outcome), pending.task, outcome.edit)
+                self._skip("edit", outcome.error, pending.task, outcome.edit)
             elif outcome.result is None:
                 self._skip("edit", outcome.error, pending.task, outcome.edit)
             else:
@@ -289,13 +289,3 @@ class Engine:
 
 def _ann_order(item: tuple[Outcome, Crop]) -> int:
     return item[0].edit.ann_index
-
-
-def _rejection(outcome: Outcome) -> ItemError:
-    verdict = outcome.verdict
-    assert verdict is not None
-    detail = (
-        f"score {verdict.score:.3f} under {verdict.threshold:.3f} after "
-        f"{outcome.attempts} redraw(s); source object {verdict.source_score:.3f}"
-    )
-    return ItemError("verify-rejected", detail)

@@ -74,7 +74,7 @@ def load_models(
 def _load_verifier(options: RunOptions, inpainter: Inpainter, kind: str, model: str | None):
     """The verifier, on the inpainter's device (the CPU for a stand-in without one)."""
     from inpaint_aug.pipeline.backend import pick_device
-    from inpaint_aug.pipeline.verifiers import load_verifier
+    from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     device = getattr(inpainter, "device", None) or pick_device(options.device)
     return load_verifier(kind, model, device, options.dtype, options.verify.threshold)

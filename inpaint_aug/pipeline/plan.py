@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.checks import check_schedule
 from inpaint_aug.choices import Region
 from inpaint_aug.dataset.coco import CocoDataset
-from inpaint_aug.dataset.prompts import PromptBook, PromptProblems
-from inpaint_aug.errors import OptionsError
+from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
 
 
@@ -273,29 +271,3 @@ def plan_dataset(
             elif copy == 0:
                 skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
     return jobs, skips
-
-
-def check_schedules(book: PromptBook, settings: PlanSettings) -> None:
-    """Check that every class's steps and strength give diffusers a denoising step.
-
-    A class's values are its prompts-file overrides, else the run's; checked before any work.
-    Classes that share one entry (those ``default`` covers) are reported together.
-
-    Raises:
-        PromptProblems: every entry whose values give no step; the message names the classes.
-    """
-    groups: dict[int, tuple[Any, list[str]]] = {}  # by entry: specs hold dicts, unhashable
-    for cid, spec in book.by_category.items():
-        if not spec.skip and (spec.steps is not None or spec.strength is not None):
-            groups.setdefault(id(spec), (spec, []))[1].append(repr(book.names.get(cid, cid)))
-    problems = []
-    for spec, names in groups.values():
-        steps = spec.steps or settings.steps
-        strength = spec.strength if spec.strength is not None else settings.strength
-        label = f"class {names[0]}" if len(names) == 1 else f"classes {', '.join(names)}"
-        try:
-            check_schedule(steps, strength, f"{label}: steps {steps} x strength {strength:g}")
-        except OptionsError as err:
-            problems.append(str(err))
-    if problems:
-        raise PromptProblems(book.path, problems)

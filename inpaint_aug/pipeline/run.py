@@ -23,7 +23,7 @@ from typing import Any
 
 from inpaint_aug.choices import ExportFormat
 from inpaint_aug.dataset.coco import CocoDataset, load_coco
-from inpaint_aug.dataset.prompts import PromptBook, load_prompts
+from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts
 from inpaint_aug.errors import Interrupted
 from inpaint_aug.exporters.yolo import export_yolo
 from inpaint_aug.exporters.yolo_layout import check_target
@@ -38,7 +38,6 @@ from inpaint_aug.pipeline.models import Models, load_models
 from inpaint_aug.pipeline.plan import (
     Skip,
     check_image,
-    check_schedules,
     kept_annotations,
     plan_dataset,
 )
