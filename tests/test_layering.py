@@ -39,6 +39,7 @@ ORDER = [
     "pipeline.hub",
     "pipeline.tiny",
     "pipeline.loading",
+    "pipeline.latents",
     "pipeline.backend",
     "pipeline.verifiers",
     "pipeline.verifier_loading",
@@ -66,6 +67,7 @@ MODEL_MODULES = {
     "pipeline.backend",
     "pipeline.tiny",
     "pipeline.loading",
+    "pipeline.latents",
     "pipeline.verifiers",
     "pipeline.verifier_loading",
 }

@@ -22,6 +22,7 @@ from inpaint_aug.choices import Device, Dtype
 from inpaint_aug.errors import ModelError, OptionsError, OutOfMemory
 from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, ModelOptions
 from inpaint_aug.pipeline.hub import check_model
+from inpaint_aug.pipeline.latents import batch_vae_encode
 from inpaint_aug.pipeline.loading import check_lcm_lora, load_pipeline, quiet_libraries, use_lcm
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class DiffusersInpainter:
         self.device = device
         self._cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         pipe.set_progress_bar_config(disable=True)
+        batch_vae_encode(pipe)  # one VAE encoder call per batch, not one per item
 
     @classmethod
     def load(cls, model: str | ModelOptions = DEFAULT_MODEL, device: str = "auto") -> Any:
