@@ -41,9 +41,18 @@ import inpaint_aug
 from inpaint_aug import geometry as geo
 from inpaint_aug.demo.synthetic import make_shapes_dataset
 from inpaint_aug.options import PlanSettings
-from inpaint_aug.pipeline.backend import DiffusersInpainter, InpaintRequest, pick_device
+from inpaint_aug.pipeline.backend import (
+    DiffusersInpainter,
+    InpaintRequest,
+    compile_denoiser,
+    pick_device,
+)
 from inpaint_aug.pipeline.loading import quiet_libraries
 from inpaint_aug.pipeline.plan import derive_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import flops
+from sd15 import build_sd15_pipeline
 
 PROMPT, NEGATIVE = "a photo of a {name}", "blurry, low quality"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -51,13 +60,19 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"images": 8, "size": "256x192", "resolution": 64, "steps": 4, "batch_size": 8},
     "sd15": {"images": 64, "size": "768x512", "resolution": 512, "steps": 25, "batch_size": 16},
+    "standin": {"images": 64, "size": "768x512", "resolution": 512, "steps": 25, "batch_size": 16},
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; unset ones take the ``--arch`` defaults (see ``DEFAULTS``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", choices=("tiny", "sd15"), default="tiny")
+    p.add_argument(
+        "--arch",
+        choices=("tiny", "sd15", "standin"),
+        default="tiny",
+        help="standin: no model (returns the crop inverted at once): the CPU side's ceiling",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--dtype", choices=tuple(DTYPES), help="default: fp32 (bf16 for sd15 on cuda)")
     p.add_argument("--images", type=int, help="number of synthetic images")
@@ -76,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="none",
         help="also verify each redraw (its time is reported apart); clip/owlv2 need the weights",
     )
+    p.add_argument(
+        "--compile",
+        choices=("none", "full", "regional"),
+        default="none",
+        help="torch.compile the UNet: whole, or only its repeated blocks (as --compile does)",
+    )
+    p.add_argument("--peak-tflops", type=float, help="device peak (default: the table in flops.py)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the tool run")
     p.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -112,104 +134,38 @@ def build_dataset(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     return coco, prompts
 
 
-def build_sd15_pipeline(device: str) -> Any:
-    """The SD 1.5 inpainting architecture from config, random weights (no download).
-
-    Configs follow ``stable-diffusion-v1-5/stable-diffusion-inpainting``; the tokenizer is the
-    offline character-level one (same sequence length, 77), which is fine for timing.
-    """
-    import torch
-    from diffusers import StableDiffusionInpaintPipeline
-
-    from inpaint_aug.pipeline.backend import _tiny_tokenizer
-
-    tokenizer = _tiny_tokenizer()
-    torch.manual_seed(0)
-    with torch.device(device):  # random init on the device: much faster on a GPU
-        unet, vae = sd15_unet_vae()
-        text_encoder = sd15_text_encoder(tokenizer)
-    return StableDiffusionInpaintPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=sd15_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
-def sd15_unet_vae() -> tuple[Any, Any]:
-    """SD 1.5 inpainting's UNet (9 input channels, ~860M parameters) and VAE, random weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        in_channels=9,
-        out_channels=4,
-        layers_per_block=2,
-        block_out_channels=(320, 640, 1280, 1280),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        layers_per_block=2,
-        sample_size=512,
-    )
-    return unet, vae
-
-
-def sd15_text_encoder(tokenizer: Any) -> Any:
-    """CLIP ViT-L/14 text tower (SD 1.5's text encoder), random weights."""
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return CLIPTextModel(config).eval()
-
-
-def sd15_scheduler() -> Any:
-    """SD 1.5 inpainting's scheduler: PNDM, PLMS steps only."""
-    from diffusers import PNDMScheduler
-
-    return PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        skip_prk_steps=True,
-        steps_offset=1,
-        set_alpha_to_one=False,
-    )
-
-
-def build_inpainter(args: argparse.Namespace, device: str, dtype: Any) -> DiffusersInpainter:
+def build_inpainter(args: argparse.Namespace, device: str, dtype: Any) -> Any:
     """The prebuilt model both sides share; prints the UNet size for sd15."""
+    if args.arch == "standin":
+        return StandIn()
     if args.arch == "tiny":
         inpainter = DiffusersInpainter.load("tiny-random", device)
         inpainter.pipe.to(dtype=dtype)
-        return inpainter
-    quiet_libraries()
-    pipe = build_sd15_pipeline(device).to(device=device, dtype=dtype)
-    params = sum(p.numel() for p in pipe.unet.parameters())
-    print(f"sd15 UNet parameters: {params / 1e6:.1f}M (SD 1.5 inpainting: ~860M)")
-    return DiffusersInpainter(pipe, "sd15-random", device)
+    else:
+        quiet_libraries()
+        pipe = build_sd15_pipeline(device).to(device=device, dtype=dtype)
+        params = sum(p.numel() for p in pipe.unet.parameters())
+        print(f"sd15 UNet parameters: {params / 1e6:.1f}M (SD 1.5 inpainting: ~860M)")
+        if device.startswith("cuda"):  # as the tool's loader does on CUDA
+            import torch
+
+            pipe.unet.to(memory_format=torch.channels_last)
+            pipe.vae.to(memory_format=torch.channels_last)
+        inpainter = DiffusersInpainter(pipe, "sd15-random", device)
+    if args.compile != "none":
+        compile_denoiser(inpainter.pipe, regional=args.compile == "regional")
+    return inpainter
+
+
+class StandIn:
+    """No model: each result is its crop inverted, at once (times the tool's CPU side alone)."""
+
+    name = "stand-in"
+    device = "cpu"
+    pipe = None
+
+    def inpaint(self, batch: list[InpaintRequest]) -> list[np.ndarray]:
+        return [255 - r.pixels for r in batch]
 
 
 def eligible(ds: dict[str, Any], plan: PlanSettings) -> dict[int, list[dict[str, Any]]]:
@@ -427,6 +383,7 @@ def settings_dict(args: argparse.Namespace) -> dict[str, Any]:
         "min_size": args.min_size,
         "baseline": not args.skip_baseline,
         "verify": args.verify,
+        "compile": args.compile,
     }
 
 
@@ -475,6 +432,15 @@ def print_table(figures: dict[str, Any]) -> None:
         f"ratio tool/baseline {fmt(figures['ratio'])}x | tool overhead share {share:.1%} | "
         f"peak RSS {figures['peak_rss_mb']:.0f} MB"
     )
+    if "tflop_per_object" in figures:
+        print(
+            f"model FLOPs {figures['tflop_per_object']:.3f} TFLOP/object (from the configs; "
+            f"ControlNet {figures['controlnet_tflop_per_object']:.3f}) | tool "
+            f"{figures['tool_tflops']:.3f} TFLOP/s ({figures['tool_model_tflops']:.3f} in model "
+            f"calls), baseline {fmt(figures['baseline_tflops'], '.3f')} | peak "
+            f"{fmt(figures['peak_tflops'], '.1f')} TFLOP/s, fraction "
+            f"{fmt(figures['fraction_of_peak'], '.1%')} | warm-up {figures['warmup_seconds']:.1f} s"
+        )
     tool = figures["tool"]
     if tool.get("seconds_verify"):
         print(
@@ -492,21 +458,57 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     dtype = getattr(torch, DTYPES[args.dtype or default_dtype(args.arch, device)])
     inpainter = build_inpainter(args, device, dtype)
+    args.skip_baseline = args.skip_baseline or args.arch == "standin"
     with tempfile.TemporaryDirectory(prefix="inpaint-aug-bench-") as tmp:
         root = Path(tmp)
         coco, prompts = build_dataset(root, args)
-        warm_up(inpainter, args, device)
+        started = time.perf_counter()
+        if args.arch != "standin":
+            warm_up(inpainter, args, device)
+        warm_s = time.perf_counter() - started
         tool = time_tool(inpainter, coco, prompts, root / "tool", args)
         if not tool["objects"]:
             sys.exit("no object was redrawn: use more --images or --objects, or a lower --min-size")
         base = None
         if not args.skip_baseline:
             base = time_baseline(inpainter.pipe, coco, root / "baseline", plan_settings(args))
-    figures = summarize(machine_facts(device, dtype), settings_dict(args), tool, base)
+    machine = machine_facts(device, dtype)
+    figures = summarize(machine, settings_dict(args), tool, base)
+    figures["warmup_seconds"] = warm_s  # includes compiling with --compile
+    if inpainter.pipe is not None:
+        figures |= flop_figures(inpainter.pipe, args, figures, machine["device_name"])
     print_table(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def flop_figures(pipe: Any, args: argparse.Namespace, figures: dict, device: str) -> dict:
+    """Model FLOPs per object (from the configs), achieved TFLOP/s, and the share of peak."""
+    budget = flops.count_pipeline(pipe, args.resolution)
+    per_object = budget.per_object(args.steps, args.guidance, args.strength)
+    peak = args.peak_tflops or flops.peak_tflops(device)
+    tool, base = figures["tool"], figures["baseline"]
+    out = {
+        "tflop_per_object": per_object / 1e12,
+        "controlnet_tflop_per_object": (per_object - without_controlnet(budget, args)) / 1e12,
+        "tool_tflops": flops.achieved(tool["objects"], tool["seconds"], per_object),
+        "tool_model_tflops": flops.achieved(tool["objects"], tool["seconds_model"], per_object),
+        "baseline_tflops": None,
+        "peak_tflops": peak,
+        "fraction_of_peak": None,
+    }
+    if base:
+        out["baseline_tflops"] = flops.achieved(base["objects"], base["seconds"], per_object)
+    if peak:
+        out["fraction_of_peak"] = out["tool_tflops"] / peak
+    return out
+
+
+def without_controlnet(budget: flops.FlopBudget, args: argparse.Namespace) -> float:
+    """The per-object FLOPs with the ControlNet's share left out."""
+    plain = flops.FlopBudget(budget.unet, budget.vae_encode, budget.vae_decode)
+    return plain.per_object(args.steps, args.guidance, args.strength)
 
 
 def default_dtype(arch: str, device: str) -> str:

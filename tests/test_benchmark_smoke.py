@@ -13,13 +13,42 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "throughput.py"
-KEYS = ("tool_objects_per_s", "baseline_objects_per_s", "ratio", "overhead_share", "peak_rss_mb")
+KEYS = (
+    "tool_objects_per_s",
+    "baseline_objects_per_s",
+    "ratio",
+    "overhead_share",
+    "peak_rss_mb",
+    "tflop_per_object",
+    "tool_tflops",
+)
 
 
 def test_throughput_script_runs_and_dumps_figures(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     args = ["--arch", "tiny", "--device", "cpu", "--images", "2", "--size", "128x96"]
     args += ["--resolution", "64", "--steps", "1", "--batch-size", "2", "--json", str(out)]
+    done = _run(args)
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    for key in KEYS:
+        value = figures[key]
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
+        assert value > 0, (key, value)
+    assert figures["tool"]["objects"] == figures["baseline"]["objects"] > 0
+    assert "ratio tool/baseline" in done.stdout
+    assert figures["fraction_of_peak"] is None  # no peak known for a CPU
+    assert "TFLOP/object" in done.stdout
+
+
+def test_standin_measures_the_cpu_side_alone(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    _run(["--arch", "standin", "--images", "3", "--size", "256x192", "--json", str(out)])
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert figures["baseline"] is None and figures["tool_objects_per_s"] > 0
+    assert "tflop_per_object" not in figures
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args],
@@ -30,10 +59,4 @@ def test_throughput_script_runs_and_dumps_figures(tmp_path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    figures = json.loads(out.read_text(encoding="utf-8"))
-    for key in KEYS:
-        value = figures[key]
-        assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
-        assert value > 0, (key, value)
-    assert figures["tool"]["objects"] == figures["baseline"]["objects"] > 0
-    assert "ratio tool/baseline" in done.stdout
+    return done
