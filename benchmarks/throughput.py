@@ -86,6 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-size", type=int, default=16, help="smallest object side redrawn (px)")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument(
+        "--baseline-images",
+        type=int,
+        help="time the naive loop on the first N images only (it is slow on a big run)",
+    )
+    p.add_argument(
         "--verify",
         choices=("none", "tiny-clip", "tiny-owlv2", "clip", "owlv2"),
         default="none",
@@ -233,15 +238,20 @@ def baseline_image(pipe: Any, src: Path, dst: Path, anns: list[dict], plan: Plan
     return model_s
 
 
-def time_baseline(pipe: Any, coco: Path, out: Path, plan: PlanSettings) -> dict[str, float]:
-    """Run the naive loop over the whole dataset (JSON read, decode, calls, saves) and time it."""
+def time_baseline(
+    pipe: Any, coco: Path, out: Path, plan: PlanSettings, limit: int | None = None
+) -> dict[str, float]:
+    """Run the naive loop over the dataset (JSON read, decode, calls, saves) and time it.
+
+    ``limit``: only the first images (objects/s is what compares; the loop is slow).
+    """
     reset_device_peak()
     started = time.perf_counter()
     ds = json.loads(coco.read_text(encoding="utf-8"))
     todo = eligible(ds, plan)
     out.mkdir(parents=True)
     objects, model_s = 0, 0.0
-    for img in ds["images"]:
+    for img in ds["images"][:limit]:
         anns = todo[img["id"]]
         if not anns:
             continue
@@ -382,6 +392,7 @@ def settings_dict(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "min_size": args.min_size,
         "baseline": not args.skip_baseline,
+        "baseline_images": args.baseline_images,
         "verify": args.verify,
         "compile": args.compile,
     }
@@ -471,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit("no object was redrawn: use more --images or --objects, or a lower --min-size")
         base = None
         if not args.skip_baseline:
-            base = time_baseline(inpainter.pipe, coco, root / "baseline", plan_settings(args))
+            limit, plan = args.baseline_images, plan_settings(args)
+            base = time_baseline(inpainter.pipe, coco, root / "baseline", plan, limit)
     machine = machine_facts(device, dtype)
     figures = summarize(machine, settings_dict(args), tool, base)
     figures["warmup_seconds"] = warm_s  # includes compiling with --compile
