@@ -33,6 +33,7 @@ import os
 import pickle
 import secrets
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,16 +188,20 @@ def _rows(
     data = ray.data.from_items(items, override_num_blocks=len(items))
     worker_settings = {**settings, "device": resources["device"]}
     needs = {k: v for k, v in resources.items() if k in ("num_gpus", "num_cpus")}
-    mapped = data.map_batches(
-        WORKER,
-        batch_size=1,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(**resources["pool"]),
-        fn_constructor_kwargs={"settings": worker_settings, "token": token},
-        max_restarts=RETRIES,
-        max_task_retries=RETRIES,
-        **needs,
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates extra remote args but names no replacement for these two; its
+        # default (-1) would retry a chunk that always kills its worker for ever.
+        warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)
+        mapped = data.map_batches(
+            WORKER,
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(**resources["pool"]),
+            fn_constructor_kwargs={"settings": worker_settings, "token": token},
+            max_restarts=RETRIES,
+            max_task_retries=RETRIES,
+            **needs,
+        )
     try:
         yield from mapped.iter_rows()
     except (ray.exceptions.RayError, ray.exceptions.RayTaskError) as err:
