@@ -24,6 +24,7 @@ from typing import Any
 from inpaint_aug.choices import Executor, ExportFormat
 from inpaint_aug.dataset.coco import CocoDataset, load_coco
 from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts
+from inpaint_aug.errors import OptionsError
 from inpaint_aug.exporters.yolo import export_yolo
 from inpaint_aug.exporters.yolo_layout import check_target
 from inpaint_aug.files import copy_file, inside, make_dirs, write_json
@@ -106,6 +107,8 @@ def run(
         from inpaint_aug.executors.ray import require_ray
 
         require_ray()  # else: exit 1 here, saying how to install it
+        if inpainter is not None or verifier is not None:
+            raise OptionsError.free("--executor ray: workers load their models; pass no objects")
     ds, book = load_inputs(options)
     _export(ds.raw, out, options, check=True)
     # 2. Check and lock the output folder: one run per OUT (only OUT/.inpaint_aug is made).
