@@ -143,3 +143,10 @@ class OnReject(Choice):
 
     revert = "revert"
     drop = "drop"
+
+
+class Executor(Choice):
+    """Where the batches run: this process's threads (``local``) or a Ray actor pool (``ray``)."""
+
+    local = "local"
+    ray = "ray"

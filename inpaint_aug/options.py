@@ -25,6 +25,7 @@ from inpaint_aug.checks import check_int, check_number, check_schedule, flag
 from inpaint_aug.choices import (
     Device,
     Dtype,
+    Executor,
     ExportFormat,
     ImageFormat,
     OnReject,
@@ -207,6 +208,9 @@ class RunOptions:
     preset: Preset = Preset.quality
     plan: PlanSettings = field(default_factory=PlanSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    executor: Executor = Executor.local
+    ray_address: str | None = None  # None: a local Ray started for the run
+    ray_actors: int | None = None  # None: one per GPU of the cluster (CPU: one)
 
     def __post_init__(self) -> None:
         if isinstance(self.verify, (str, VerifyMode)):  # verify="off" for short
@@ -220,6 +224,7 @@ class RunOptions:
         for name, kind in {**parse, "preset": Preset}.items():
             object.__setattr__(self, name, kind.parse(flag(name), getattr(self, name)))
         self._check_yolo_dir()
+        self._check_executor()
         object.__setattr__(self, "device", Device.name_of("--device", self.device))
         check_int("batch_size", self.batch_size, 1)
         check_int("workers", self.workers, 1)
@@ -242,6 +247,17 @@ class RunOptions:
             raise OptionsError("--yolo-dir", self.yolo_dir, "a folder path")
         if self.format is ExportFormat.coco:
             raise OptionsError.free("--yolo-dir: needs --format yolo or --format yolo-seg")
+
+    def _check_executor(self) -> None:
+        """``--ray-address`` and ``--ray-actors`` belong to ``--executor ray``."""
+        object.__setattr__(self, "executor", Executor.parse("--executor", self.executor))
+        address = self.ray_address
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise OptionsError("--ray-address", address, "auto, HOST:PORT or ray://HOST:PORT")
+        check_int("ray_actors", self.ray_actors, 1, optional=True)
+        given = [flag(n) for n in ("ray_address", "ray_actors") if getattr(self, n) is not None]
+        if given and self.executor is not Executor.ray:
+            raise OptionsError.free(f"{given[0]}: needs --executor ray")
 
     def model_options(self) -> ModelOptions:
         """The model-loading part of the options (the fields both classes share)."""

@@ -4,7 +4,10 @@
 rearranged into stage folders (commit 9c20915), by the command it records. The only intended
 differences: originals now carry ``source_file_name`` in their provenance, and every edit its
 ``coverage`` (1.0 for all of the sample's objects, which never nest); and the YOLO manifest
-records ``linked_images`` (its images are hard links now), so its sha256 was updated.
+records ``linked_images`` (its images are hard links now), so its sha256 was updated. Since
+batch composition is fixed by the plan and a settings group's last batch is no longer padded
+(issue 12), one image (``scene_002_c1.png``, and its YOLO link) has 7 of its 230,400 channel
+values 1 apart from before: float rounding of another batch shape; its hash was updated.
 """
 
 from __future__ import annotations

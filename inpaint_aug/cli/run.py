@@ -13,6 +13,7 @@ import typer
 
 from inpaint_aug.choices import (
     Dtype,
+    Executor,
     ExportFormat,
     ImageFormat,
     OnReject,
@@ -64,6 +65,7 @@ EPILOG = (
     f"{DEFAULT_OWLV2} (owlv2)."
 )
 VERIFY = "Verify"
+RAY = "Ray"
 VERIFY_DEFAULTS = VerifySettings()
 
 
@@ -145,6 +147,16 @@ def run_command(
     min_coverage: Annotated[
         float, _flag("Redraw an object only if this share of it is paintable.", INPUT)
     ] = PLAN.min_coverage,
+    executor: Annotated[
+        Executor, _flag("Where batches run: local threads, or a Ray actor pool.", RAY)
+    ] = RUN["executor"],
+    ray_address: Annotated[
+        str | None,
+        _flag("Ray cluster: auto or HOST:PORT \\[default: a local Ray for this run].", RAY),
+    ] = None,
+    ray_actors: Annotated[
+        int | None, _flag("Ray actors (one model each) \\[default: one per GPU].", RAY)
+    ] = None,
     quiet: Annotated[bool, _flag("Print only errors.", OUTPUT, "--quiet", "-q")] = False,
 ) -> None:
     """Augment COCO_JSON: redraw each eligible object and write a new COCO dataset to --out."""
@@ -192,6 +204,9 @@ def run_command(
                 retries=verify_retries,
                 on_reject=on_reject,
             ),
+            executor=executor,
+            ray_address=ray_address,
+            ray_actors=ray_actors,
         )
         setup_logging(quiet)
         report = _run_with_progress(options, quiet)

@@ -3,8 +3,9 @@
 Used as it is by the local engine, by ``preview`` and by any other executor, so every caller
 gets the same padding, out-of-memory halving and invalid-output retries:
 
-* calls are padded to ``batch_size`` (repeating the last request): one batch shape, so an
-  item's result depends only on its own inputs and ``--compile`` compiles once;
+* which edits share a call is fixed by the plan (:mod:`inpaint_aug.pipeline.chunks`), so a
+  resumed run repeats the same calls; calls are padded to ``batch_size`` (repeating the last
+  request) only with ``pad`` (``--compile``: one batch shape, one compile);
 * on out-of-memory the batch size is halved for the rest of the run (logged); quality settings
   are never changed;
 * an all-black (or NaN) result is retried with another deterministic seed, ``RETRIES`` times;
@@ -83,20 +84,29 @@ def request_for(edit: Edit, crop: Crop) -> InpaintRequest:
 def call_padded(
     inpainter: Inpainter, requests: list[InpaintRequest], batch_size: int
 ) -> list[np.ndarray]:
-    """One model call padded to ``batch_size``; returns one result per request."""
+    """One model call padded to ``batch_size``; returns one result per request.
+
+    Example:
+        >>> class Count:
+        ...     def inpaint(self, batch):
+        ...         return list(range(len(batch)))
+        >>> call_padded(Count(), ["a", "b"], 4), call_padded(Count(), ["a", "b"], 2)
+        ([0, 1], [0, 1])
+    """
     padded = requests + [requests[-1]] * (batch_size - len(requests))
     return list(inpainter.inpaint(padded)[: len(requests)])
 
 
 class ModelCaller:
-    """Runs groups of same-settings crops through one model, in padded batches.
+    """Runs groups of same-settings crops through one model, in batches.
 
     Args:
         inpainter: the model.
-        batch_size: crops per model call; halved on out-of-memory.
+        batch_size: crops per model call at most; halved on out-of-memory.
         verifier: checks each result against its label (``None``: no check).
         verify_retries: new seeds tried for a rejected redraw.
         labels: class names by category id, the verifier's text.
+        pad: pad every call to ``batch_size`` (one shape, for ``--compile``).
 
     Attributes:
         seconds: model time spent so far.
@@ -110,12 +120,14 @@ class ModelCaller:
         verifier: Verifier | None = None,
         verify_retries: int = 2,
         labels: Mapping[Any, str] | None = None,
+        pad: bool = False,
     ) -> None:
         self.inpainter = inpainter
         self.batch_size = batch_size
         self.verifier = verifier
         self.verify_retries = verify_retries
         self.labels = dict(labels or {})
+        self.pad = pad
         self.seconds = 0.0
         self.seconds_verify = 0.0
 
@@ -194,7 +206,7 @@ class ModelCaller:
             self.seconds_verify += time.perf_counter() - t0
 
     def call(self, requests: list[InpaintRequest]) -> list[np.ndarray]:
-        """Padded model calls of ``batch_size``, halving it on out-of-memory.
+        """Model calls of at most ``batch_size`` (padded with ``pad``), halving on out-of-memory.
 
         Raises:
             OutputError: even a batch of one does not fit.
@@ -205,7 +217,8 @@ class ModelCaller:
             chunk = requests[start : start + self.batch_size]
             t0 = time.perf_counter()
             try:
-                results += call_padded(self.inpainter, chunk, self.batch_size)
+                size = self.batch_size if self.pad else len(chunk)
+                results += call_padded(self.inpainter, chunk, size)
             except OutOfMemory as err:
                 self._halve(err)
                 continue

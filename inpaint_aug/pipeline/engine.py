@@ -3,15 +3,21 @@
 Images are decoded and cut in worker threads, the model runs in the caller's thread, and
 results are pasted and written in another thread.
 
+* The work comes as chunks of whole images with fixed batches
+  (:func:`~inpaint_aug.pipeline.chunks.plan_chunks`): which crops share a model call is a
+  function of the plan, never of timing or of where an earlier attempt stopped.
 * Worker threads read images (EXIF, mode fixes), decode masks and cut crops for the next
-  ``prefetch`` tasks while the model runs (torch releases the GIL inside its kernels).
-* Crops wait in buckets keyed by (steps, guidance, strength); a full bucket goes through the
-  batch function (:class:`~inpaint_aug.pipeline.batch.ModelCaller`) at once.
+  ``prefetch`` tasks while the model runs (torch releases the GIL inside its kernels), across
+  chunk boundaries.
+* A planned batch goes through the batch function
+  (:class:`~inpaint_aug.pipeline.batch.ModelCaller`) as soon as its last image is cut.
 * A finished image goes to a writer thread that pastes its results in annotation order,
-  encodes, writes atomically and journals it.
+  encodes, writes atomically and journals it. Images an earlier attempt finished (``ended``)
+  are computed again with their chunk, for its batches, but neither written nor journaled.
 
-Memory is bounded by ``prefetch`` images being prepared, the images with crops in buckets (at
-most one per bucketed crop) and ``2 * workers`` images waiting to be written.
+Memory: ``prefetch`` images being prepared, one chunk's images waiting for their batches, and
+``2 * workers`` waiting to be written. The journal is anything with ``add_record``,
+``add_skip`` and ``end_without_record`` (a remote worker passes a collector).
 
 Example:
     >>> stats = Engine(ds, plan, caller, journal, out).process(tasks)  # doctest: +SKIP
@@ -22,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,15 +38,16 @@ import numpy as np
 
 from inpaint_aug.choices import OnReject
 from inpaint_aug.dataset.coco import CocoDataset
-from inpaint_aug.dataset.images import encode_image, load_image
+from inpaint_aug.dataset.images import load_image
 from inpaint_aug.errors import ItemError
-from inpaint_aug.files import inside, write_bytes
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.batch import ModelCaller, Outcome
-from inpaint_aug.pipeline.crops import Crop, cut, paintable, paste
+from inpaint_aug.pipeline.chunks import Chunk, EditRef
+from inpaint_aug.pipeline.crops import Crop, cut, paintable
+from inpaint_aug.pipeline.finish import unwritten, write_image
 from inpaint_aug.pipeline.journal import Journal
 from inpaint_aug.pipeline.plan import Edit, Skip
-from inpaint_aug.pipeline.records import MadeEdit, Task, make_record
+from inpaint_aug.pipeline.records import Task
 from inpaint_aug.pipeline.verify import Box, box_in_crop
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,21 @@ class EngineSettings:
 
     workers: int = 2
     prefetch: int = 8
+
+
+def helper_threads(requested: int, device: str, torch_threads: int | None, cores: int) -> int:
+    """Image threads for the cores torch leaves free, at most ``requested``, at least one.
+
+    The rule: a model on the CPU keeps ``torch_threads`` cores busy (its intra-op threads); one
+    on a GPU or MPS keeps one core busy driving it. The writer thread and these helpers share
+    the rest; more helpers than free cores only steal time from torch.
+
+    Example:
+        >>> [helper_threads(*a) for a in [(2, "cpu", 2, 2), (4, "cpu", 2, 8), (8, "cuda", 1, 6)]]
+        [1, 4, 5]
+    """
+    busy = (torch_threads or cores) if device == "cpu" else 1
+    return max(1, min(requested, cores - busy))
 
 
 @dataclass(frozen=True)
@@ -134,7 +156,9 @@ class Engine:
         self.ds, self.plan, self.caller, self.journal = ds, plan, caller, journal
         self.out, self.settings, self.progress = out, settings, progress
         self.on_reject = on_reject
-        self.buckets: dict[tuple, list[tuple[_Pending, Edit, Crop, Box]]] = {}
+        self.waiting: dict[EditRef, tuple[_Pending, Edit, Crop, Box]] = {}  # this chunk's crops
+        self.next_batch = 0  # the current chunk's first batch not yet run
+        self.ended: frozenset[int] = frozenset()
         self.stop = threading.Event()
         self.objects_done = 0
         self.total = 0
@@ -142,57 +166,70 @@ class Engine:
         self._write_slots = threading.Semaphore(2 * max(1, settings.workers))
         self._writes: list[Future] = []
 
-    def process(self, tasks: list[Task], total: int | None = None) -> EngineStats:
-        """Run ``tasks`` unless stopped; ``total`` objects (for progress) defaults to theirs."""
-        self.total = total if total is not None else sum(len(t.job.edits) for t in tasks)
-        self.objects_done = self.total - sum(len(t.job.edits) for t in tasks)
+    def process(
+        self, chunks: Sequence[Chunk], total: int | None = None, ended: Collection[int] = ()
+    ) -> EngineStats:
+        """Run ``chunks`` in order unless stopped (an unfinished chunk is then left undone).
+
+        Args:
+            chunks: whole chunks of :func:`~inpaint_aug.pipeline.chunks.plan_chunks`.
+            total: objects of the whole run, for progress (default: the unfinished ones here).
+            ended: output image numbers an earlier attempt finished: computed again for their
+                batches, neither written nor journaled.
+        """
+        self.ended = frozenset(ended)
+        todo = sum(len(t.job.edits) for c in chunks for t in c.tasks if t.number not in ended)
+        self.total = total if total is not None else todo
+        self.objects_done = self.total - todo
         pool = ThreadPoolExecutor(max(1, self.settings.workers), thread_name_prefix="prep")
         writer = ThreadPoolExecutor(1, thread_name_prefix="write")
         try:
-            self._run(tasks, pool, writer)
+            self._run(chunks, pool, writer)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True)
         self._raise_write_errors()
         return EngineStats(self.caller.seconds, self.objects_done, self.caller.seconds_verify)
 
-    def _run(self, tasks: list[Task], pool: ThreadPoolExecutor, writer: ThreadPoolExecutor):
-        ahead: deque[Future] = deque()
-        queue = iter(tasks)
+    def _run(self, chunks: Sequence[Chunk], pool: ThreadPoolExecutor, writer: ThreadPoolExecutor):
+        ahead: deque[tuple[Future, Chunk, int]] = deque()
+        queue = ((chunk, pos, task) for chunk in chunks for pos, task in enumerate(chunk.tasks))
         while True:
             while len(ahead) < self.settings.prefetch and not self.stop.is_set():
-                task = next(queue, None)
-                if task is None:
+                item = next(queue, None)
+                if item is None:
                     break
-                ahead.append(pool.submit(prepare, self.ds, task, self.plan))
+                chunk, pos, task = item
+                ahead.append((pool.submit(prepare, self.ds, task, self.plan), chunk, pos))
             if not ahead or self.stop.is_set():
                 break
-            self.accept(ahead.popleft().result(), writer)
-        if not self.stop.is_set():
-            for key in list(self.buckets):
-                self.flush(key, writer)
+            future, chunk, pos = ahead.popleft()
+            self.accept(future.result(), writer, chunk, pos)
 
-    def accept(self, prep: _Prepared, writer: ThreadPoolExecutor) -> None:
-        """Main thread: queue a prepared task's crops; run every bucket that fills up."""
+    def accept(self, prep: _Prepared, writer: ThreadPoolExecutor, chunk: Chunk, pos: int) -> None:
+        """Main thread: hold a prepared task's crops; run the planned batches it completes."""
+        if pos == 0:
+            self.waiting, self.next_batch = {}, 0
         task = prep.task
         if prep.error is not None or prep.pixels is None:
             self._skip("image", prep.error, task)
             self._journal_ended(task)
-            self._advance(len(task.job.edits))
-            return
-        pending = _Pending(task, prep.pixels, remaining=len(task.job.edits))
-        for edit, err in prep.failed:
-            self._skip("edit", err, task, edit)
-            self._one_done(pending, writer)
-        for edit, crop, box in prep.crops:
-            bucket = self.buckets.setdefault(edit.settings_key, [])
-            bucket.append((pending, edit, crop, box))
-            if len(bucket) >= self.caller.batch_size:
-                self.flush(edit.settings_key, writer)
+            self._advance(0 if task.number in self.ended else len(task.job.edits))
+        else:
+            pending = _Pending(task, prep.pixels, remaining=len(task.job.edits))
+            for edit, err in prep.failed:
+                self._skip("edit", err, task, edit)
+                self._one_done(pending, writer)
+            for edit, crop, box in prep.crops:
+                self.waiting[(pos, task.job.edits.index(edit))] = (pending, edit, crop, box)
+        batches = chunk.batches
+        while self.next_batch < len(batches) and batches[self.next_batch][-1][0] <= pos:
+            refs = batches[self.next_batch]
+            self.next_batch += 1
+            self.flush([self.waiting.pop(r) for r in refs if r in self.waiting], writer)
 
-    def flush(self, key: tuple, writer: ThreadPoolExecutor) -> None:
-        """Run one bucket through the batch function and hand the results on."""
-        items = self.buckets.pop(key, [])
+    def flush(self, items: list[tuple[_Pending, Edit, Crop, Box]], writer: ThreadPoolExecutor):
+        """Run one planned batch through the batch function and hand the results on."""
         if not items:
             return
         edits, crops, boxes = ([item[k] for item in items] for k in (1, 2, 3))
@@ -210,6 +247,8 @@ class Engine:
 
     def _one_done(self, pending: _Pending, writer: ThreadPoolExecutor) -> None:
         pending.remaining -= 1
+        if pending.task.number in self.ended:
+            return  # finished by an earlier attempt: redrawn for its batch only
         self.objects_done += 1
         if pending.remaining == 0:
             self._raise_write_errors()
@@ -220,49 +259,18 @@ class Engine:
         """Writer thread: paste in annotation order, save atomically, then journal."""
         try:
             task = pending.task
-            unwritten = self._unwritten(pending)
-            if unwritten is not None:
-                self._skip("image", unwritten, task)
+            why = unwritten(pending.done, pending.rejected, self.on_reject)
+            if why is not None:
+                self._skip("image", why, task)
                 self._journal_ended(task)
                 return
-            done = sorted(pending.done, key=lambda item: item[0].edit.ann_index)
-            for outcome, crop in done:
-                paste(pending.pixels, outcome.edit.window, crop.alpha, outcome.result)
-            data = encode_image(pending.pixels, task.image_format)
-            write_bytes(inside(self.out, task.file_name), data)
-            made = [self._made(o, c) for o, c in done]
-            rejected = [self._made(o, c) for o, c in sorted(pending.rejected, key=_ann_order)]
-            name = self.caller.inpainter.name
-            record = make_record(task.job, task.number, task.file_name, name, made, rejected)
+            results = (pending.done, pending.rejected)
+            name, verifier = self.caller.inpainter.name, self.caller.verifier
+            record = write_image(self.out, task, pending.pixels, results, name, verifier)
             with self._lock:
                 self.journal.add_record(record)
         finally:
             self._write_slots.release()
-
-    def _unwritten(self, pending: _Pending) -> ItemError | None:
-        """Why an image with no edit in flight is not written, or ``None`` when it is."""
-        if pending.rejected and self.on_reject is OnReject.drop:
-            count = len(pending.rejected)
-            return ItemError("verify-rejected", f"{count} redraw(s) rejected; --on-reject drop")
-        if pending.done:
-            return None
-        if pending.rejected:
-            return ItemError("all-rejected", "the verifier rejected every redraw of this image")
-        return ItemError("no-edit-left", "every planned edit of this image was skipped")
-
-    def _made(self, outcome: Outcome, crop: Crop) -> MadeEdit:
-        """The record of one edit as made: seed used, coverage, the verifier's verdict."""
-        verdict, verifier = outcome.verdict, self.caller.verifier
-        verify = None
-        if verdict is not None and verifier is not None:
-            verify = {
-                "verifier": verifier.name,
-                "score": round(float(verdict.score), 4),
-                "source_score": round(float(verdict.source_score), 4),
-                "threshold": round(float(verdict.threshold), 4),
-                "attempts": outcome.attempts,
-            }
-        return MadeEdit(outcome.edit, crop.coverage, verify)
 
     def _raise_write_errors(self) -> None:
         for fut in [f for f in self._writes if f.done()]:
@@ -270,10 +278,14 @@ class Engine:
             fut.result()  # re-raises a writer error (a full disk, say) in the main thread
 
     def _journal_ended(self, task: Task) -> None:
+        if task.number in self.ended:
+            return
         with self._lock:
             self.journal.end_without_record(task.number)
 
     def _skip(self, kind: str, err: ItemError | None, task: Task, edit: Edit | None = None):
+        if task.number in self.ended:
+            return  # recorded by the attempt that finished this image
         err = err or ItemError("unknown", "no detail")
         image_id: Any = task.job.image["id"]
         ann, cat = (edit.annotation_id, edit.category_id) if edit else (None, None)
@@ -285,7 +297,3 @@ class Engine:
         self.objects_done += count
         if self.progress:
             self.progress(self.objects_done, self.total)
-
-
-def _ann_order(item: tuple[Outcome, Crop]) -> int:
-    return item[0].edit.ann_index

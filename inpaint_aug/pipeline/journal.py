@@ -23,6 +23,7 @@ from typing import Any
 from inpaint_aug.errors import OutputError
 from inpaint_aug.files import dumps_json, make_dirs, output_errors, write_json, write_text
 from inpaint_aug.options import RunOptions
+from inpaint_aug.pipeline.chunks import CHUNK_BATCHES
 from inpaint_aug.pipeline.plan import Skip
 from inpaint_aug.pipeline.records import ImageRecord
 
@@ -41,6 +42,7 @@ def fingerprint(options: RunOptions) -> dict[str, Any]:
     return {
         **{k: plain[k] for k in ("model", "image_format", "limit", "batch_size", "dtype")},
         "lcm_lora": options.lcm_lora,
+        "chunk_batches": CHUNK_BATCHES,  # with batch_size: which edits share a model call
         "coco_sha256": digest["coco"],
         "prompts_sha256": digest["prompts"],
         **{f"plan.{k}": v for k, v in plain["plan"].items()},

@@ -21,17 +21,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from inpaint_aug.choices import ExportFormat
+from inpaint_aug.choices import Executor, ExportFormat
 from inpaint_aug.dataset.coco import CocoDataset, load_coco
 from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts
-from inpaint_aug.errors import Interrupted
+from inpaint_aug.errors import OptionsError
 from inpaint_aug.exporters.yolo import export_yolo
 from inpaint_aug.exporters.yolo_layout import check_target
 from inpaint_aug.files import copy_file, inside, make_dirs, write_json
 from inpaint_aug.options import RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
-from inpaint_aug.pipeline.batch import ModelCaller
-from inpaint_aug.pipeline.engine import Engine, EngineSettings, EngineStats
+from inpaint_aug.pipeline.engine import EngineStats
+from inpaint_aug.pipeline.execute import execute_local
 from inpaint_aug.pipeline.journal import Journal, fingerprint, has_journal
 from inpaint_aug.pipeline.lock import claimed
 from inpaint_aug.pipeline.models import Models, load_models
@@ -53,7 +53,7 @@ from inpaint_aug.pipeline.records import (
     output_tasks,
 )
 from inpaint_aug.pipeline.report import RunReport, per_class, report_dict
-from inpaint_aug.pipeline.signals import interrupt_on_signals, stop_on_signals
+from inpaint_aug.pipeline.signals import interrupt_on_signals
 from inpaint_aug.pipeline.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,12 @@ def run(
     progress = resolve_progress(progress)  # see inpaint_aug.pipeline.progress
     out = Path(options.out)
     # 1. Read and check the inputs (and the export's target); nothing is written yet.
+    if options.executor is Executor.ray:
+        from inpaint_aug.executors.ray import require_ray
+
+        require_ray()  # else: exit 1 here, saying how to install it
+        if inpainter is not None or verifier is not None:
+            raise OptionsError.free("--executor ray: workers load their models; pass no objects")
     ds, book = load_inputs(options)
     _export(ds.raw, out, options, check=True)
     # 2. Check and lock the output folder: one run per OUT (only OUT/.inpaint_aug is made).
@@ -112,9 +118,10 @@ def run(
         require_redraw(ds, jobs, skips, options.plan, options.limit)  # else: exit 1 here
         originals = ds.images[: options.limit] if options.include_originals else []
         tasks, copies = output_tasks(jobs, originals, options.image_format)
-        # 4. Load the model before anything else is written (when continuing: only if needed).
+        # 4. Load the model before anything else is written (when continuing: only if needed;
+        # with Ray, each worker loads its own).
         models = None
-        if not has_journal(out) and jobs:
+        if not has_journal(out) and jobs and options.executor is Executor.local:
             models = _load_models_first(options, inpainter, verifier)
         # 5. Open the journal and redraw what is left.
         journal = _open_journal(out, options, len(tasks))
@@ -204,56 +211,12 @@ def _execute(
     journal: Journal,
     progress: Progress | None,
 ) -> tuple[EngineStats, float]:
-    """Redraw the tasks the journal has not ended; stop cleanly on a signal, at once on two.
+    """Redraw what the journal has not finished, on the executor the options name."""
+    if options.executor is Executor.ray:
+        from inpaint_aug.executors.ray import execute_ray
 
-    Returns the engine's figures and the seconds spent loading models here (on resume).
-    """
-    todo = [t for t in tasks if t.number not in journal.ended]
-    if not todo:
-        return EngineStats(0.0, 0), 0.0
-    if isinstance(given, Models):
-        models, seconds_load = given, 0.0
-    else:
-        with interrupt_on_signals(f"while loading the model; {_kept(journal, tasks)}"):
-            models = load_models(options, *given)
-        seconds_load = models.seconds_load
-    engine = _engine(ds, options, models, journal, progress)
-    total = sum(len(t.job.edits) for t in tasks)
-    caught: list[str] = []
-    try:
-        with stop_on_signals(engine.stop) as caught:
-            stats = engine.process(todo, total)
-    except KeyboardInterrupt:  # a second signal: stop now, not after the batch
-        names = ", then ".join(caught) or "SIGINT"
-        raise Interrupted(f"stopped at once by {names} {_kept(journal, tasks)}") from None
-    if caught:
-        raise Interrupted(f"stopped by {caught[0]} {_kept(journal, tasks)}")
-    return stats, seconds_load
-
-
-def _kept(journal: Journal, tasks: list[Task]) -> str:
-    """What an interrupted run keeps, and how to continue it."""
-    return (
-        f"after {len(journal.ended)} of {len(tasks)} images; the finished ones are kept: run "
-        "the same command again (or with --resume) to continue"
-    )
-
-
-def _engine(
-    ds: CocoDataset,
-    options: RunOptions,
-    models: Models,
-    journal: Journal,
-    progress: Progress | None,
-) -> Engine:
-    """The local engine around the loaded models."""
-    labels = {c["id"]: str(c.get("name")) for c in ds.raw["categories"]}
-    caller = ModelCaller(
-        models.inpainter, options.batch_size, models.verifier, options.verify.retries, labels
-    )
-    settings = EngineSettings(options.workers, max(4, options.batch_size))
-    rest = (Path(options.out), settings, progress, options.verify.on_reject)
-    return Engine(ds, options.plan, caller, journal, *rest)
+        return execute_ray(ds, tasks, options, journal, progress)
+    return execute_local(ds, tasks, options, given, journal, progress)
 
 
 def _write_originals(
