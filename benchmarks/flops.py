@@ -81,9 +81,10 @@ def count_flops(fn: Any) -> float:
 def count_pipeline(pipe: Any, resolution: int) -> FlopBudget:
     """The budget of a diffusers inpainting pipeline's UNet, VAE (and ControlNet) configs."""
     controlnet = getattr(pipe, "controlnet", None)
+    unet = getattr(pipe.unet, "_orig_mod", pipe.unet)  # torch.compile wraps the whole UNet
     return count_configs(
-        type(pipe.unet),
-        dict(pipe.unet.config),
+        type(unet),
+        dict(unet.config),
         type(pipe.vae),
         dict(pipe.vae.config),
         resolution,
