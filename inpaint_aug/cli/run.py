@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from inpaint_aug.choices import (
+    Control,
     Dtype,
     ExportFormat,
     ImageFormat,
@@ -64,6 +65,7 @@ EPILOG = (
     f"{DEFAULT_OWLV2} (owlv2)."
 )
 VERIFY = "Verify"
+SHAPE = "Shape control"
 VERIFY_DEFAULTS = VerifySettings()
 
 
@@ -145,6 +147,15 @@ def run_command(
     min_coverage: Annotated[
         float, _flag("Redraw an object only if this share of it is paintable.", INPUT)
     ] = PLAN.min_coverage,
+    control: Annotated[
+        Control, _flag("Shape control: canny = a ControlNet on the crop's edges (SD 1.5).", SHAPE)
+    ] = PLAN.control,
+    controlnet: Annotated[
+        str, _flag("ControlNet hub id or folder for --control.", SHAPE)
+    ] = PLAN.controlnet,
+    control_scale: Annotated[
+        float, _flag("ControlNet scale in [0, 2]; lower for boxes under 64 px.", SHAPE)
+    ] = PLAN.control_scale,
     quiet: Annotated[bool, _flag("Print only errors.", OUTPUT, "--quiet", "-q")] = False,
 ) -> None:
     """Augment COCO_JSON: redraw each eligible object and write a new COCO dataset to --out."""
@@ -161,6 +172,9 @@ def run_command(
             guidance=guidance,
             strength=strength,
             min_coverage=min_coverage,
+            control=control,
+            controlnet=controlnet,
+            control_scale=control_scale,
         )
         options = RunOptions(
             coco=coco_json,
