@@ -150,3 +150,18 @@ class Executor(Choice):
 
     local = "local"
     ray = "ray"
+
+
+class Control(Choice):
+    """Shape control: ``canny`` guides the redraw with an edge map of the source crop."""
+
+    none = "none"
+    canny = "canny"
+
+
+class ModelFamily(Choice):
+    """The inpainting pipeline family of a model, read from its ``model_index.json``."""
+
+    sd = "sd"
+    sdxl = "sdxl"
+    flux = "flux"

@@ -23,6 +23,7 @@ from typing import Any
 
 from inpaint_aug.checks import check_int, check_number, check_schedule, flag
 from inpaint_aug.choices import (
+    Control,
     Device,
     Dtype,
     Executor,
@@ -35,10 +36,11 @@ from inpaint_aug.choices import (
     VerifyMode,
 )
 from inpaint_aug.errors import OptionsError
+from inpaint_aug.model_family import LCM_LORA, follow_model, lcm_lora_for  # noqa: F401 - re-export
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 TINY_MODEL = "tiny-random"
-LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
+DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_canny"
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,15 @@ class PlanSettings:
         max_per_image: edit at most this many objects per image (largest first).
         padding: context around each object, as a fraction of its box side.
         min_context: the crop window is at least this many pixels on a side.
-        resolution: model crop size, a positive multiple of 8.
+        resolution: model crop size, a positive multiple of 8 (``None``: the model's own size).
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         strength: inpainting strength, in (0, 1].
         min_coverage: an edit is made only if its paintable region covers at least this share
             of its own object (other objects in front of it take the rest).
+        control: shape control (:class:`~inpaint_aug.choices.Control`); ``none`` changes nothing.
+        controlnet: the ControlNet of ``control`` (a hub id or a local folder).
+        control_scale: the ControlNet's scale in [0, 2] (lower for small objects: see control).
 
     Example:
         >>> PlanSettings(region="mask").region
@@ -76,22 +81,29 @@ class PlanSettings:
     max_per_image: int | None = None
     padding: float = 0.5
     min_context: int = 96
-    resolution: int = 512
+    resolution: int | None = None
     steps: int = 25
     guidance: float = 7.5
     strength: float = 1.0
     min_coverage: float = 0.5
+    control: Control = Control.none
+    controlnet: str = DEFAULT_CONTROLNET
+    control_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse("--region", self.region))
+        object.__setattr__(self, "control", Control.parse("--control", self.control))
+        check_number("control_scale", self.control_scale, 0.0, 2.0)
+        if not isinstance(self.controlnet, str) or not self.controlnet.strip():
+            raise OptionsError("--controlnet", self.controlnet, "a hub id or a folder")
         check_number("min_coverage", self.min_coverage, 0.0, 1.0)
         for name, low in (("seed", 0), ("copies", 1), ("dilate", 0), ("feather", 0)):
             check_int(name, getattr(self, name), low)
         for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1)):
             check_int(name, getattr(self, name), low)
         check_int("max_per_image", self.max_per_image, 1, optional=True)
-        check_int("resolution", self.resolution, 8)
-        if self.resolution % 8:
+        check_int("resolution", self.resolution, 8, optional=True)
+        if self.resolution is not None and self.resolution % 8:
             raise OptionsError("--resolution", self.resolution, "a positive multiple of 8")
         check_number("padding", self.padding, 0.0)
         check_number("guidance", self.guidance, 0.0)
@@ -114,6 +126,7 @@ class ModelOptions:
         cpu_offload: move sub-models to the GPU only while they run (small GPUs; slower).
         vae_slicing: decode a batch one image at a time (less memory for large batches).
         lcm_lora: an LCM-LoRA (hub id or folder) for the few-step preset (LCM scheduler).
+        controlnet: a ControlNet (hub id or folder) to load with the model, or ``None``.
     """
 
     model: str = DEFAULT_MODEL
@@ -123,6 +136,7 @@ class ModelOptions:
     cpu_offload: bool = False
     vae_slicing: bool = False
     lcm_lora: str | None = None
+    controlnet: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -175,8 +189,8 @@ class VerifySettings:
 class RunOptions:
     """Everything a run needs; checked when built. The CLI builds one from its flags.
 
-    ``preset="fast"`` sets 4 steps, guidance 1 and the default LCM-LoRA (unless ``lcm_lora``
-    names another); ``quality`` changes nothing.
+    ``preset="fast"`` sets 4 steps, guidance 1 and the model family's LCM-LoRA (unless ``lcm_lora``
+    names another); ``quality`` changes nothing. A ``None`` resolution becomes the model's own.
 
     Example:
         >>> RunOptions("a.json", "p.yaml", batch_size=0)
@@ -234,9 +248,11 @@ class RunOptions:
                 raise OptionsError(flag(name), getattr(self, name), "true or false")
         if not isinstance(self.plan, PlanSettings):
             raise OptionsError("plan", self.plan, "a PlanSettings")
+        family, resolution = follow_model(self.model, self.plan.resolution, self.plan.control)
+        object.__setattr__(self, "plan", replace(self.plan, resolution=resolution))
         if self.preset is Preset.fast:
             object.__setattr__(self, "plan", replace(self.plan, steps=4, guidance=1.0))
-            object.__setattr__(self, "lcm_lora", self.lcm_lora or LCM_LORA)
+            object.__setattr__(self, "lcm_lora", self.lcm_lora or lcm_lora_for(family))
         self.model_options()  # checks device, dtype, model, flags
 
     def _check_yolo_dir(self) -> None:
@@ -261,7 +277,9 @@ class RunOptions:
 
     def model_options(self) -> ModelOptions:
         """The model-loading part of the options (the fields both classes share)."""
-        return ModelOptions(**{f.name: getattr(self, f.name) for f in fields(ModelOptions)})
+        names = [f.name for f in fields(ModelOptions) if f.name != "controlnet"]
+        controlnet = self.plan.controlnet if self.plan.control is not Control.none else None
+        return ModelOptions(**{n: getattr(self, n) for n in names}, controlnet=controlnet)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (paths and choices as strings), as run.json records them."""

@@ -98,7 +98,13 @@ DeviceOpt = Annotated[
 Steps = Annotated[int, _opt("Denoising steps.", QUALITY)]
 Guidance = Annotated[float, _opt("Classifier-free guidance scale.", QUALITY)]
 Strength = Annotated[float, _opt("Inpainting strength, in (0, 1].", QUALITY)]
-Resolution = Annotated[int, _opt("Model crop size, a multiple of 8.", QUALITY)]
+Resolution = Annotated[
+    int | None,
+    _opt(
+        "Model crop size, a multiple of 8 \\[default: the model's, 512 SD 1.5, 1024 SDXL/FLUX].",
+        QUALITY,
+    ),
+]
 Seed = Annotated[int, _opt("Base seed; each edit derives its own.", QUALITY)]
 RegionOpt = Annotated[Region, _opt("What the model may repaint (auto: mask, else box).", INPUT)]
 MinSize = Annotated[int, _opt("Skip objects whose box is under N pixels on a side.", INPUT)]

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from inpaint_aug.choices import (
+    Control,
     Dtype,
     Executor,
     ExportFormat,
@@ -66,6 +67,7 @@ EPILOG = (
 )
 VERIFY = "Verify"
 RAY = "Ray"
+SHAPE = "Shape control"
 VERIFY_DEFAULTS = VerifySettings()
 
 
@@ -157,6 +159,15 @@ def run_command(
     ray_actors: Annotated[
         int | None, _flag("Ray actors (one model each) \\[default: one per GPU].", RAY)
     ] = None,
+    control: Annotated[
+        Control, _flag("Shape control: canny = a ControlNet on the crop's edges (SD 1.5).", SHAPE)
+    ] = PLAN.control,
+    controlnet: Annotated[
+        str, _flag("ControlNet hub id or folder for --control.", SHAPE)
+    ] = PLAN.controlnet,
+    control_scale: Annotated[
+        float, _flag("ControlNet scale in [0, 2]; lower for boxes under 64 px.", SHAPE)
+    ] = PLAN.control_scale,
     quiet: Annotated[bool, _flag("Print only errors.", OUTPUT, "--quiet", "-q")] = False,
 ) -> None:
     """Augment COCO_JSON: redraw each eligible object and write a new COCO dataset to --out."""
@@ -173,6 +184,9 @@ def run_command(
             guidance=guidance,
             strength=strength,
             min_coverage=min_coverage,
+            control=control,
+            controlnet=controlnet,
+            control_scale=control_scale,
         )
         options = RunOptions(
             coco=coco_json,

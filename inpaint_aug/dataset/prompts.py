@@ -46,6 +46,7 @@ from inpaint_aug.options import PlanSettings
 
 TOP_KEYS = {"vars", "default", "classes"}
 CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip"}
+CLASS_KEYS |= {"control_scale"}
 
 
 class PromptProblems(PromptError):
@@ -84,6 +85,7 @@ class ClassPrompt:
     guidance: float | None = None
     steps: int | None = None
     skip: bool = False
+    control_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,9 @@ def _parse_class(
         guidance=found.check(check.number, raw, "guidance", where, inherited.guidance, 0.0, 100.0),
         steps=found.check(check.steps, raw, where, inherited.steps),
         skip=skip,
+        control_scale=found.check(
+            check.number, raw, "control_scale", where, inherited.control_scale, 0.0, 2.0
+        ),
     )
     for template in own.get("prompt", ()) + own.get("negative", ()):
         found.check(check.check_placeholders, template, set(spec.vars), where)

@@ -21,9 +21,17 @@ import numpy as np
 from inpaint_aug.choices import Device, Dtype
 from inpaint_aug.errors import ModelError, OptionsError, OutOfMemory
 from inpaint_aug.options import DEFAULT_MODEL, TINY_MODEL, ModelOptions
+from inpaint_aug.pipeline.families import PromptCache, control_inputs, denoiser_name
 from inpaint_aug.pipeline.hub import check_model
 from inpaint_aug.pipeline.latents import batch_vae_encode
-from inpaint_aug.pipeline.loading import check_lcm_lora, load_pipeline, quiet_libraries, use_lcm
+from inpaint_aug.pipeline.loading import (
+    check_controlnet,
+    check_lcm_lora,
+    load_pipeline,
+    quiet_libraries,
+    use_lcm,
+    with_controlnet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +41,8 @@ class InpaintRequest:
     """One crop to redraw, with its prompts, seed and schedule.
 
     ``pixels`` is ``(R, R, 3)`` uint8, ``mask`` ``(R, R)`` uint8 (255 = repaint). Requests in
-    one batch share ``steps``, ``guidance`` and ``strength``.
+    one batch share ``steps``, ``guidance``, ``strength`` and ``control_scale``. With shape
+    control, ``control`` is the ``(R, R, 3)`` uint8 edge map of the source crop.
     """
 
     pixels: np.ndarray
@@ -44,6 +53,8 @@ class InpaintRequest:
     steps: int
     guidance: float
     strength: float
+    control: np.ndarray | None = None
+    control_scale: float = 0.0
 
 
 class Inpainter(Protocol):
@@ -100,7 +111,8 @@ class DiffusersInpainter:
     """A diffusers inpainting pipeline behind the :class:`Inpainter` interface.
 
     Args:
-        pipe: a loaded diffusers inpainting pipeline (e.g. ``StableDiffusionInpaintPipeline``).
+        pipe: a loaded diffusers inpainting pipeline: SD 1.5 (also with a ControlNet), SDXL or
+            FLUX.1 Fill (see :mod:`~inpaint_aug.pipeline.families`).
         name: the model name recorded in provenance.
         device: where ``pipe`` lives.
     """
@@ -109,7 +121,7 @@ class DiffusersInpainter:
         self.pipe = pipe
         self.name = name
         self.device = device
-        self._cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
+        self._prompts = PromptCache()
         pipe.set_progress_bar_config(disable=True)
         batch_vae_encode(pipe)  # one VAE encoder call per batch, not one per item
 
@@ -129,6 +141,7 @@ class DiffusersInpainter:
         tiny = opts.model == TINY_MODEL
         model_offline = not tiny and check_model(opts.model)  # fast: before torch loads
         lora_offline = check_lcm_lora(opts.lcm_lora)
+        controlnet_offline = check_controlnet(opts.controlnet)
         dev = pick_device(opts.device)
         dtype = _torch_dtype(opts.dtype, dev)
         quiet_libraries()
@@ -140,15 +153,17 @@ class DiffusersInpainter:
                 pipe = build_tiny_pipeline().to(dtype=dtype)
             else:
                 pipe = load_pipeline(opts.model, dtype, model_offline)
+            if opts.controlnet is not None:
+                pipe = with_controlnet(pipe, opts.controlnet, dtype, controlnet_offline)
             pipe = _prepare(pipe, opts, dev, lora_offline)
         return cls(pipe, opts.model, dev)
 
     def inpaint(self, batch: Sequence[InpaintRequest]) -> list[np.ndarray]:
         """Redraw a batch; one seeded generator per item keeps results independent of batching.
 
-        Crops go in as tensors (no PIL round trip) and text embeddings are computed once per
-        distinct prompt. A result with non-finite values comes back all black, for the caller
-        to retry with another seed.
+        Crops (and edge maps) go in as tensors (no PIL round trip) and text embeddings are
+        computed once per distinct prompt. A result with non-finite values comes back all
+        black, for the caller to retry with another seed.
         """
         import torch
 
@@ -182,34 +197,9 @@ class DiffusersInpainter:
                 strength=first.strength,
                 generator=gens,
                 output_type="np",
-                **self._text_inputs(batch, first.guidance > 1.0),
+                **self._prompts.inputs(self.pipe, batch),
+                **control_inputs(batch),
             ).images
-
-    def _text_inputs(self, batch: Sequence[InpaintRequest], guided: bool) -> dict[str, Any]:
-        """Prompt embeddings from a per-prompt cache, or plain strings for other pipelines."""
-        if not hasattr(self.pipe, "encode_prompt") or hasattr(self.pipe, "text_encoder_2"):
-            return {
-                "prompt": [r.prompt for r in batch],
-                "negative_prompt": [r.negative_prompt for r in batch],
-            }
-        import torch
-
-        pairs = [self._embed(r.prompt, r.negative_prompt, guided) for r in batch]
-        return {
-            "prompt_embeds": torch.cat([p for p, _ in pairs]),
-            "negative_prompt_embeds": torch.cat([n for _, n in pairs]),
-        }
-
-    def _embed(self, prompt: str, negative: str, guided: bool) -> tuple[Any, Any]:
-        """Embeddings of one prompt pair, computed once and cached."""
-        key = (prompt, negative, guided)
-        if key not in self._cache:
-            if len(self._cache) >= 4096:
-                self._cache.clear()
-            device = self.pipe._execution_device
-            pos, neg = self.pipe.encode_prompt(prompt, device, 1, guided, negative_prompt=negative)
-            self._cache[key] = (pos, neg if neg is not None else pos)
-        return self._cache[key]
 
 
 def _torch_dtype(choice: Dtype, device: str) -> Any:
@@ -245,7 +235,8 @@ def _prepare(pipe: Any, opts: ModelOptions, device: str, lora_offline: bool = Fa
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe = pipe.to(device)
-    if device.startswith(Device.cuda.value):
+    denoiser = denoiser_name(pipe)
+    if device.startswith(Device.cuda.value) and denoiser == "unet":
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     if opts.compile:

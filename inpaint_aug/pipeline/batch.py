@@ -30,6 +30,7 @@ import numpy as np
 
 from inpaint_aug.errors import ItemError, OutOfMemory, OutputError
 from inpaint_aug.pipeline.backend import Inpainter, InpaintRequest
+from inpaint_aug.pipeline.control import edge_map
 from inpaint_aug.pipeline.crops import Crop
 from inpaint_aug.pipeline.plan import Edit
 from inpaint_aug.pipeline.verify import Box, Verdict, Verifier, VerifyRequest
@@ -68,7 +69,8 @@ def retry_seed(seed: int, attempt: int) -> int:
 
 
 def request_for(edit: Edit, crop: Crop) -> InpaintRequest:
-    """The model request of one edit's crop."""
+    """The model request of one edit's crop (with shape control: its edge map and scale)."""
+    control = edit.control
     return InpaintRequest(
         crop.pixels,
         crop.mask,
@@ -78,6 +80,8 @@ def request_for(edit: Edit, crop: Crop) -> InpaintRequest:
         edit.steps,
         edit.guidance,
         edit.strength,
+        edge_map(crop.pixels) if control is not None else None,
+        control.scale if control is not None else 0.0,
     )
 
 

@@ -14,8 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from inpaint_aug.choices import ModelFamily
 from inpaint_aug.errors import InpaintAugError, ModelError
-from inpaint_aug.pipeline.hub import check_lora, load_error
+from inpaint_aug.model_family import model_family
+from inpaint_aug.pipeline.hub import check_lora, load_error, local_files_only
+
+CONTROLNET_FIX = "pass --controlnet DIR (a local folder), or run once with network access"
 
 
 def check_lcm_lora(lora: str | None) -> bool:
@@ -38,6 +42,52 @@ def check_lcm_lora(lora: str | None) -> bool:
             f"LCM-LoRA {lora}: no such file or folder, and not a hub id like 'org/name'"
         )
     return check_lora(lora)
+
+
+def check_controlnet(controlnet: str | None) -> bool:
+    """Check ``--controlnet`` before anything loads; return its ``local_files_only``.
+
+    A folder must hold a ControlNet's ``config.json``; a hub id must be cached when the hub is
+    off or out of reach (see :func:`~inpaint_aug.pipeline.hub.local_files_only`).
+
+    Raises:
+        ModelError: a missing folder, a folder without ``config.json``, a name that is neither
+            a folder nor a hub id like ``org/name``, or an uncached hub id offline.
+    """
+    if controlnet is None:
+        return False
+    path = Path(controlnet).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"ControlNet {path}: not a diffusers ControlNet folder (no config.json)"
+            )
+        return False
+    if controlnet.count("/") != 1 or controlnet.startswith((".", "/", "~")) or path.exists():
+        raise ModelError(
+            f"ControlNet {controlnet}: no such folder, and not a hub id like 'org/name'"
+        )
+    return local_files_only(controlnet, "ControlNet", CONTROLNET_FIX)
+
+
+def with_controlnet(pipe: Any, controlnet: str, dtype: Any, offline: bool) -> Any:
+    """The ControlNet inpainting pipeline: ``pipe``'s own components plus the ControlNet.
+
+    Safetensors only; every failure is one line naming the ControlNet.
+    """
+    from diffusers import ControlNetModel, StableDiffusionControlNetInpaintPipeline
+
+    path = Path(controlnet).expanduser()
+    source = str(path) if path.is_dir() else controlnet
+    try:
+        net = ControlNetModel.from_pretrained(
+            source, torch_dtype=dtype, local_files_only=offline, use_safetensors=True
+        )
+        return StableDiffusionControlNetInpaintPipeline(**pipe.components, controlnet=net)
+    except InpaintAugError:
+        raise
+    except Exception as err:  # every library failure becomes one line
+        raise load_error("ControlNet", controlnet, err) from None
 
 
 def use_lcm(pipe: Any, lora: str, offline: bool) -> None:
@@ -79,9 +129,15 @@ def load_pipeline(model: str, dtype: Any, offline: bool) -> Any:
     """Load a real pipeline (checked by :func:`~inpaint_aug.pipeline.hub.check_model` first).
 
     Safetensors only, never remote code, safety checker off; with ``offline``, from the local
-    cache only. Every failure is one line naming the model and what to do.
+    cache only. A FLUX model is loaded as ``FluxFillPipeline`` (the auto pipeline would make a
+    FLUX.1 Fill checkpoint a plain ``FluxInpaintPipeline``). Every failure is one line naming
+    the model and what to do.
     """
-    from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline
+    from diffusers import (
+        AutoPipelineForInpainting,
+        FluxFillPipeline,
+        StableDiffusionInpaintPipeline,
+    )
 
     path = Path(model).expanduser()
     common = {"torch_dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
@@ -90,6 +146,9 @@ def load_pipeline(model: str, dtype: Any, offline: bool) -> Any:
         if path.is_file():
             return StableDiffusionInpaintPipeline.from_single_file(str(path), **common)
         source = str(path) if path.is_dir() else model
+        if model_family(model) is ModelFamily.flux:
+            flux = {"torch_dtype": dtype, "local_files_only": offline, "use_safetensors": True}
+            return FluxFillPipeline.from_pretrained(source, **flux)
         return AutoPipelineForInpainting.from_pretrained(source, use_safetensors=True, **common)
     except InpaintAugError:
         raise

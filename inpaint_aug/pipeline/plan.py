@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.choices import Region
+from inpaint_aug.choices import Control, Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.control import ControlSpec, control_scale_for
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,13 @@ class Edit:
     steps: int
     guidance: float
     strength: float
+    control: ControlSpec | None = None
 
     @property
-    def settings_key(self) -> tuple[int, float, float]:
-        """Edits that share this key can go through the model in one batch."""
-        return (self.steps, self.guidance, self.strength)
+    def settings_key(self) -> tuple[Any, ...]:
+        """Edits that share this key can go through the model in one batch (and one control)."""
+        key = (self.steps, self.guidance, self.strength)
+        return key if self.control is None else (*key, self.control)
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,19 @@ def _make_edit(
         steps=spec.steps or settings.steps,
         guidance=spec.guidance if spec.guidance is not None else settings.guidance,
         strength=spec.strength if spec.strength is not None else settings.strength,
+        control=_control(ann, spec.control_scale, settings),
     )
+
+
+def _control(
+    ann: dict[str, Any], scale: float | None, settings: PlanSettings
+) -> ControlSpec | None:
+    """The shape control of an edit: the class's scale (else the run's), small objects lower."""
+    if settings.control is Control.none:
+        return None
+    base = scale if scale is not None else settings.control_scale
+    side = min(ann["bbox"][2], ann["bbox"][3])
+    return ControlSpec(settings.control.value, settings.controlnet, control_scale_for(base, side))
 
 
 def _overlapping(anns: list[dict[str, Any]], index: int, window: geo.Window) -> tuple[int, ...]:

@@ -117,6 +117,13 @@ def edit_provenance(edit: Edit | MadeEdit) -> dict[str, Any]:
     """The provenance entry of one edit (``annotation_id`` is filled when ids are final)."""
     made = edit if isinstance(edit, MadeEdit) else MadeEdit(edit)
     entry = _provenance(made.edit)
+    if made.edit.control is not None:
+        control = made.edit.control
+        entry["control"] = {
+            "mode": control.mode,
+            "controlnet": control.controlnet,
+            "scale": control.scale,
+        }
     if made.coverage is not None:
         entry["coverage"] = round(made.coverage, 4)
     if made.verify is not None:
