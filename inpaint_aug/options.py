@@ -60,6 +60,8 @@ class PlanSettings:
         strength: inpainting strength, in (0, 1].
         min_coverage: an edit is made only if its paintable region covers at least this share
             of its own object (other objects in front of it take the rest).
+        keep_outline: erode each object's region by this many pixels (``dilate`` is then not
+            applied to it), so a band along its silhouette keeps the source pixels.
 
     Example:
         >>> PlanSettings(region="mask").region
@@ -80,13 +82,14 @@ class PlanSettings:
     guidance: float = 7.5
     strength: float = 1.0
     min_coverage: float = 0.5
+    keep_outline: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse("--region", self.region))
         check_number("min_coverage", self.min_coverage, 0.0, 1.0)
         for name, low in (("seed", 0), ("copies", 1), ("dilate", 0), ("feather", 0)):
             check_int(name, getattr(self, name), low)
-        for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1)):
+        for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1), ("keep_outline", 0)):
             check_int(name, getattr(self, name), low)
         check_int("max_per_image", self.max_per_image, 1, optional=True)
         check_int("resolution", self.resolution, 8)

@@ -103,5 +103,8 @@ Seed = Annotated[int, _opt("Base seed; each edit derives its own.", QUALITY)]
 RegionOpt = Annotated[Region, _opt("What the model may repaint (auto: mask, else box).", INPUT)]
 MinSize = Annotated[int, _opt("Skip objects whose box is under N pixels on a side.", INPUT)]
 Dilate = Annotated[int, _opt("Grow each region by this many pixels.", QUALITY)]
+KeepOutline = Annotated[
+    int, _opt("Keep a band of N source pixels along each object's outline (0: off).", QUALITY)
+]
 MaxPer = Annotated[int | None, _opt("Edit at most N objects per image (largest first).", INPUT)]
 BatchSize = Annotated[int, _opt("Crops per model call.", SPEED)]

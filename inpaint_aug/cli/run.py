@@ -34,6 +34,7 @@ from inpaint_aug.cli.common import (
     Dilate,
     Guidance,
     Images,
+    KeepOutline,
     Limit,
     MaxPer,
     MinSize,
@@ -91,6 +92,7 @@ def run_command(
     max_per_image: MaxPer = PLAN.max_per_image,
     min_size: MinSize = PLAN.min_size,
     dilate: Dilate = PLAN.dilate,
+    keep_outline: KeepOutline = PLAN.keep_outline,
     limit: Limit = None,
     batch_size: BatchSize = RUN["batch_size"],
     workers: Annotated[int, _flag("Threads for decoding and cropping.", SPEED)] = RUN["workers"],
@@ -161,6 +163,7 @@ def run_command(
             guidance=guidance,
             strength=strength,
             min_coverage=min_coverage,
+            keep_outline=keep_outline,
         )
         options = RunOptions(
             coco=coco_json,

@@ -17,6 +17,7 @@ from inpaint_aug.cli.common import (
     PLAN,
     Dilate,
     Images,
+    KeepOutline,
     Limit,
     MaxPer,
     MinSize,
@@ -44,6 +45,7 @@ def validate_command(
         int, typer.Option(help="Augmented variants per image, as for run.", rich_help_panel=OUTPUT)
     ] = PLAN.copies,
     dilate: Dilate = PLAN.dilate,
+    keep_outline: KeepOutline = PLAN.keep_outline,
     min_coverage: Annotated[
         float,
         typer.Option(
@@ -67,6 +69,7 @@ def validate_command(
         "copies": copies,
         "dilate": dilate,
         "min_coverage": min_coverage,
+        "keep_outline": keep_outline,
     }
     with library_errors():
         report = validate(coco_json, prompts, images, settings, limit)

@@ -58,6 +58,7 @@ class Edit:
     steps: int
     guidance: float
     strength: float
+    keep_outline: int = 0
 
     @property
     def settings_key(self) -> tuple[int, float, float]:
@@ -198,6 +199,7 @@ def _make_edit(
         steps=spec.steps or settings.steps,
         guidance=spec.guidance if spec.guidance is not None else settings.guidance,
         strength=spec.strength if spec.strength is not None else settings.strength,
+        keep_outline=settings.keep_outline,
     )
 
 

@@ -32,6 +32,7 @@ from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 SAME_IN_EVERY_COPY = frozenset(
     {"crowd", "no-prompt", "class-skipped", "too-small", "no-mask", "max-per-image", "occluded"}
+    | {"too-thin"}
 )
 """Edit-skip reasons that are the same in every copy of an image, so recorded once: planning
 records copy 0 only, and a run lists the identical skips of several copies once."""
@@ -42,6 +43,7 @@ HINTS = {
     "too-small": "--min-size",
     "no-mask": "--region",
     "occluded": "--min-coverage",
+    "too-thin": "--keep-outline",
     "image-missing": "the image folder (--images)",
     "image-unreadable": "the image files",
     "size-mismatch": "the images' width and height in the JSON",

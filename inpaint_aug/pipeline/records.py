@@ -117,6 +117,8 @@ def edit_provenance(edit: Edit | MadeEdit) -> dict[str, Any]:
     """The provenance entry of one edit (``annotation_id`` is filled when ids are final)."""
     made = edit if isinstance(edit, MadeEdit) else MadeEdit(edit)
     entry = _provenance(made.edit)
+    if made.edit.keep_outline:
+        entry["keep_outline"] = made.edit.keep_outline
     if made.coverage is not None:
         entry["coverage"] = round(made.coverage, 4)
     if made.verify is not None:
