@@ -62,6 +62,9 @@ class PlanSettings:
             of its own object (other objects in front of it take the rest).
         keep_outline: erode each object's region by this many pixels (``dilate`` is then not
             applied to it), so a band along its silhouette keeps the source pixels.
+        balance: redraw every class at least this many times in the output, adding copies of
+            the images that hold it (``None``: off; ``target`` in the prompts file per class).
+        max_copies: the most copies of one image that balancing may reach, in all.
 
     Example:
         >>> PlanSettings(region="mask").region
@@ -83,6 +86,8 @@ class PlanSettings:
     strength: float = 1.0
     min_coverage: float = 0.5
     keep_outline: int = 0
+    balance: int | None = None
+    max_copies: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse("--region", self.region))
@@ -92,6 +97,8 @@ class PlanSettings:
         for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1), ("keep_outline", 0)):
             check_int(name, getattr(self, name), low)
         check_int("max_per_image", self.max_per_image, 1, optional=True)
+        check_int("balance", self.balance, 1, optional=True)
+        check_int("max_copies", self.max_copies, 1)
         check_int("resolution", self.resolution, 8)
         if self.resolution % 8:
             raise OptionsError("--resolution", self.resolution, "a positive multiple of 8")

@@ -32,6 +32,7 @@ ORDER = [
     "exporters.yolo_labels",
     "exporters.yolo_layout",
     "exporters.yolo",
+    "pipeline.balance",
     "pipeline.plan",
     "pipeline.crops",
     "pipeline.predict",

@@ -106,5 +106,10 @@ Dilate = Annotated[int, _opt("Grow each region by this many pixels.", QUALITY)]
 KeepOutline = Annotated[
     int, _opt("Keep a band of N source pixels along each object's outline (0: off).", QUALITY)
 ]
+Balance = Annotated[
+    int | None,
+    _opt("Redraw every class at least N times, adding copies of its images.", OUTPUT),
+]
+MaxCopies = Annotated[int, _opt("The most copies of one image --balance may make, in all.", OUTPUT)]
 MaxPer = Annotated[int | None, _opt("Edit at most N objects per image (largest first).", INPUT)]
 BatchSize = Annotated[int, _opt("Crops per model call.", SPEED)]

@@ -29,6 +29,7 @@ from inpaint_aug.cli.common import (
     QUALITY,
     RUN,
     SPEED,
+    Balance,
     BatchSize,
     DeviceOpt,
     Dilate,
@@ -36,6 +37,7 @@ from inpaint_aug.cli.common import (
     Images,
     KeepOutline,
     Limit,
+    MaxCopies,
     MaxPer,
     MinSize,
     Model,
@@ -93,6 +95,8 @@ def run_command(
     min_size: MinSize = PLAN.min_size,
     dilate: Dilate = PLAN.dilate,
     keep_outline: KeepOutline = PLAN.keep_outline,
+    balance: Balance = PLAN.balance,
+    max_copies: MaxCopies = PLAN.max_copies,
     limit: Limit = None,
     batch_size: BatchSize = RUN["batch_size"],
     workers: Annotated[int, _flag("Threads for decoding and cropping.", SPEED)] = RUN["workers"],
@@ -164,6 +168,8 @@ def run_command(
             strength=strength,
             min_coverage=min_coverage,
             keep_outline=keep_outline,
+            balance=balance,
+            max_copies=max_copies,
         )
         options = RunOptions(
             coco=coco_json,
@@ -248,6 +254,8 @@ def class_rows(report: RunReport) -> list[list[str]]:
     for name, row in report.per_class.items():
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(row["skipped"].items()))
         counts = [str(row[k]) for k in ("edited", "after_retry", "rejected")]
+        if "target" in row:
+            counts[0] += f" (target {row['target']}{'' if row['reached'] else ', short'})"
         rows.append([name, *counts, detail or "-"])
     for key, count in report.skip_counts().items():
         if key.startswith("image/"):

@@ -107,6 +107,18 @@ def steps(raw: dict, where: str, default: int | None) -> int | None:
     return value
 
 
+def target(raw: dict, where: str, skip: bool, default: int | None) -> int | None:
+    """An optional per-class target of redraws, an integer >= 1 (not on a skipped class)."""
+    if "target" not in raw:
+        return default
+    value = raw["target"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise Problem(f"{where}.target is {value!r}, expected an integer >= 1 (redraws wanted)")
+    if skip:
+        raise Problem(f"{where}.target is set, but skip: true: a skipped class is never redrawn")
+    return value
+
+
 def check_placeholders(template: str, defined_vars: set[str], where: str) -> None:
     """Every ``{placeholder}`` must be ``name`` or a defined var; braces must balance."""
     defined = defined_vars | {"name"}

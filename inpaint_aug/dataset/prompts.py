@@ -12,6 +12,7 @@ Format (see ``datasets/shapes/prompts.yaml`` for a commented example)::
         prompt: ["a {color} car, {light}", "a photo of a {color} car"]
         vars: {color: [red, blue]}
         strength: 0.9
+        target: 400                         # redraw at least 400 cars (extra copies)
       person: {skip: true}
       7: {prompt: "a {name}"}                # a category id, for duplicated names
 
@@ -45,7 +46,7 @@ from inpaint_aug.errors import OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
 
 TOP_KEYS = {"vars", "default", "classes"}
-CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip"}
+CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip", "target"}
 
 
 class PromptProblems(PromptError):
@@ -84,6 +85,7 @@ class ClassPrompt:
     guidance: float | None = None
     steps: int | None = None
     skip: bool = False
+    target: int | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def _parse_class(
         guidance=found.check(check.number, raw, "guidance", where, inherited.guidance, 0.0, 100.0),
         steps=found.check(check.steps, raw, where, inherited.steps),
         skip=skip,
+        target=found.check(check.target, raw, where, skip, inherited.target),
     )
     for template in own.get("prompt", ()) + own.get("negative", ()):
         found.check(check.check_placeholders, template, set(spec.vars), where)

@@ -27,9 +27,11 @@ from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structur
 from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts, parse_prompts
 from inpaint_aug.errors import DatasetError, ItemError, OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.balance import ClassBalance
 from inpaint_aug.pipeline.plan import Skip, check_image, plan_dataset
 from inpaint_aug.pipeline.predict import (
     Prediction,
+    balance_plan,
     copies_of,
     image_problem,
     nothing_redrawn,
@@ -58,6 +60,8 @@ class ValidationReport:
             counts images.
         images_checked: image files whose header was read.
         copies: the copies per image the counts assume (``--copies``).
+        balance: per class name, the plan of each class with a target (``--balance``,
+            ``target:``): source instances, target, planned redraws, images used.
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -65,6 +69,7 @@ class ValidationReport:
     would_skip: dict[str, dict[str, int]] = field(default_factory=dict)
     images_checked: int = 0
     copies: int = 1
+    balance: dict[str, ClassBalance] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +117,8 @@ def validate(
     jobs, skips = plan_dataset(ds, book, plan, limit)
     predicted = predict(ds, jobs, plan, files)
     _summarise(ds, skips, predicted, report)
+    for row in balance_plan(ds, book, plan, jobs, limit):
+        report.balance[book.names.get(row.category_id, str(row.category_id))] = row
     if not predicted.edits:
         images_planned = len(ds.images[:limit])
         report.add("error", path, nothing_redrawn([*skips, *predicted.skips], images_planned))
@@ -202,6 +209,8 @@ def _summarise(
         reason = f"{skip.kind}/{skip.reason}"
         row[reason] = row.get(reason, 0) + copies_of(skip, report.copies)
     for skip in skips:
+        if skip.kind == "class":
+            report.add("warning", "balance", skip.detail)
         if skip.kind in ("annotation", "image") and skip.reason != "nothing-to-edit":
             aid = skip.annotation_id
             where = f"annotation {aid}" if aid is not None else f"image {skip.image_id}"

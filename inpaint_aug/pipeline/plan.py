@@ -28,6 +28,7 @@ from inpaint_aug.choices import Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.balance import add_extra_copies, class_targets, shortfalls
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,17 @@ def plan_image(
     copy: int,
     book: PromptBook,
     settings: PlanSettings,
+    classes: frozenset | None = None,
 ) -> tuple[ImageJob, list[Skip]]:
-    """Plan one copy of one image from its (already checked) annotations."""
+    """Plan one copy of one image from its (already checked) annotations.
+
+    With ``classes``, only objects of those classes are redrawn (an extra copy for balance).
+    """
     skips: list[Skip] = []
     candidates = []
     for index, ann in enumerate(anns):
+        if classes is not None and ann.get("category_id") not in classes:
+            continue
         why = _not_editable(ann, book, settings)
         if why:
             cat = ann.get("category_id")
@@ -255,7 +262,8 @@ def plan_dataset(
     """Plan every copy of the first ``limit`` images; return the jobs and everything skipped.
 
     Jobs without edits are not returned: an unedited copy adds nothing to a training set. They
-    are reported as ``nothing-to-edit``.
+    are reported as ``nothing-to-edit``. Classes with a target get extra copies (see
+    :mod:`~inpaint_aug.pipeline.balance`); one that cannot reach it is a ``below-target`` skip.
     """
     images = ds.images[:limit]
     kept, skips = kept_annotations(ds, {im["id"] for im in images})
@@ -272,4 +280,13 @@ def plan_dataset(
                 jobs.append(job)
             elif copy == 0:
                 skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
+    targets = class_targets(book, settings)
+    if targets:  # per-class targets: extra copies (pipeline.balance)
+
+        def plan_copy(image: dict, anns: list, copy: int, classes: frozenset) -> ImageJob:
+            return plan_image(image, anns, copy, book, settings, classes)[0]
+
+        jobs = add_extra_copies(jobs, images, kept, targets, settings, plan_copy)
+        for cid, why in shortfalls(jobs, kept, targets, settings, book.names):
+            skips.append(Skip("class", "below-target", why, category_id=cid))
     return jobs, skips

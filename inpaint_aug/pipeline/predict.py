@@ -24,10 +24,12 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from inpaint_aug.dataset.coco import CocoDataset
+from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.errors import FatalError, ItemError
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.balance import ClassBalance, class_balance, class_targets
 from inpaint_aug.pipeline.crops import paintable
-from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip
+from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip, kept_annotations
 
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 SAME_IN_EVERY_COPY = frozenset(
@@ -186,3 +188,19 @@ def require_redraw(
     if not predicted.edits:
         images = len(ds.images[:limit])
         raise NothingToRedraw(nothing_redrawn([*skips, *predicted.skips], images))
+
+
+def balance_plan(
+    ds: CocoDataset,
+    book: PromptBook,
+    settings: PlanSettings,
+    jobs: list[ImageJob],
+    limit: int | None = None,
+) -> list[ClassBalance]:
+    """The plan of each class with a target (``[]`` without targets), as ``validate`` shows it."""
+    targets = class_targets(book, settings)
+    if not targets:
+        return []
+    kept, _ = kept_annotations(ds, {image["id"] for image in ds.images[:limit]})
+    anns = [a for image_anns in kept.values() for a in image_anns]
+    return class_balance(jobs, anns, targets, settings.copies)
