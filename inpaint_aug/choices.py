@@ -143,3 +143,10 @@ class OnReject(Choice):
 
     revert = "revert"
     drop = "drop"
+
+
+class Mode(Choice):
+    """What is redrawn: each labelled ``object``, or the ``background`` around all of them."""
+
+    object = "object"
+    background = "background"

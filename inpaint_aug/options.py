@@ -27,6 +27,7 @@ from inpaint_aug.choices import (
     Dtype,
     ExportFormat,
     ImageFormat,
+    Mode,
     OnReject,
     Preset,
     Region,
@@ -65,6 +66,7 @@ class PlanSettings:
         balance: redraw every class at least this many times in the output, adding copies of
             the images that hold it (``None``: off; ``target`` in the prompts file per class).
         max_copies: the most copies of one image that balancing may reach, in all.
+        mode: redraw the objects, or the background around them (:class:`~.choices.Mode`).
 
     Example:
         >>> PlanSettings(region="mask").region
@@ -88,9 +90,13 @@ class PlanSettings:
     keep_outline: int = 0
     balance: int | None = None
     max_copies: int = 10
+    mode: Mode = Mode.object
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse("--region", self.region))
+        object.__setattr__(self, "mode", Mode.parse("--mode", self.mode))
+        if self.mode is Mode.background and self.balance is not None:
+            raise OptionsError.free("--balance: --mode background redraws no object to count")
         check_number("min_coverage", self.min_coverage, 0.0, 1.0)
         for name, low in (("seed", 0), ("copies", 1), ("dilate", 0), ("feather", 0)):
             check_int(name, getattr(self, name), low)
@@ -239,6 +245,8 @@ class RunOptions:
                 raise OptionsError(flag(name), getattr(self, name), "true or false")
         if not isinstance(self.plan, PlanSettings):
             raise OptionsError("plan", self.plan, "a PlanSettings")
+        if self.plan.mode is Mode.background and self.verify.mode.value in ("clip", "owlv2"):
+            raise OptionsError.free("--verify: nothing to check in --mode background (use off)")
         if self.preset is Preset.fast:
             object.__setattr__(self, "plan", replace(self.plan, steps=4, guidance=1.0))
             object.__setattr__(self, "lcm_lora", self.lcm_lora or LCM_LORA)

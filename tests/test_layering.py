@@ -32,6 +32,7 @@ ORDER = [
     "exporters.yolo_labels",
     "exporters.yolo_layout",
     "exporters.yolo",
+    "pipeline.background",
     "pipeline.balance",
     "pipeline.plan",
     "pipeline.crops",

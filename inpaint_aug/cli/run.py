@@ -41,6 +41,7 @@ from inpaint_aug.cli.common import (
     MaxPer,
     MinSize,
     Model,
+    ModeOpt,
     Prompts,
     RegionOpt,
     Resolution,
@@ -94,6 +95,7 @@ def run_command(
     max_per_image: MaxPer = PLAN.max_per_image,
     min_size: MinSize = PLAN.min_size,
     dilate: Dilate = PLAN.dilate,
+    mode: ModeOpt = PLAN.mode,
     keep_outline: KeepOutline = PLAN.keep_outline,
     balance: Balance = PLAN.balance,
     max_copies: MaxCopies = PLAN.max_copies,
@@ -167,6 +169,7 @@ def run_command(
             guidance=guidance,
             strength=strength,
             min_coverage=min_coverage,
+            mode=mode,
             keep_outline=keep_outline,
             balance=balance,
             max_copies=max_copies,
@@ -225,14 +228,15 @@ def _run_with_progress(options: RunOptions, quiet: bool) -> RunReport:
 def print_summary(report: RunReport) -> None:
     """The end-of-run summary: per-class table, skips by reason, timings."""
     originals = f" + {report.originals_written} originals" if report.originals_written else ""
+    noun = "backgrounds" if "(background)" in report.per_class else "objects"  # --mode
     typer.echo(
         f"wrote {report.images_written} augmented images{originals}, "
-        f"{report.annotations_written} annotations, {report.objects_edited} objects redrawn "
+        f"{report.annotations_written} annotations, {report.objects_edited} {noun} redrawn "
         f"-> {report.out / 'annotations.json'}"
     )
     typer.echo(format_table(class_rows(report)))
     if report.objects_this_run:  # what this invocation redrew (a resume: only what was left)
-        per = f"{report.seconds_model / report.objects_this_run:.3f}s of model time per object"
+        per = f"{report.seconds_model / report.objects_this_run:.3f}s of model time per {noun[:-1]}"
     else:
         per = "no object redrawn by this invocation"
     typer.echo(

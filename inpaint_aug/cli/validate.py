@@ -23,6 +23,7 @@ from inpaint_aug.cli.common import (
     MaxCopies,
     MaxPer,
     MinSize,
+    ModeOpt,
     RegionOpt,
     Steps,
     Strength,
@@ -47,6 +48,7 @@ def validate_command(
         int, typer.Option(help="Augmented variants per image, as for run.", rich_help_panel=OUTPUT)
     ] = PLAN.copies,
     dilate: Dilate = PLAN.dilate,
+    mode: ModeOpt = PLAN.mode,
     keep_outline: KeepOutline = PLAN.keep_outline,
     balance: Balance = PLAN.balance,
     max_copies: MaxCopies = PLAN.max_copies,
@@ -73,6 +75,7 @@ def validate_command(
         "copies": copies,
         "dilate": dilate,
         "min_coverage": min_coverage,
+        "mode": mode,
         "keep_outline": keep_outline,
         "balance": balance,
         "max_copies": max_copies,
@@ -103,8 +106,9 @@ def _print(report: ValidationReport) -> None:
         typer.echo(format_table(table))
     errors = sum(f.level == "error" for f in report.findings)
     redrawn = sum(report.would_edit.values())
+    noun = "backgrounds" if "(background)" in report.would_edit else "objects"  # --mode
     verdict = (
-        f"a run would work: {redrawn} objects would be redrawn before verification"
+        f"a run would work: {redrawn} {noun} would be redrawn before verification"
         if report.ok
         else "a run would NOT work"
     )

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inpaint_aug.choices import Mode
 from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
 from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts, parse_prompts
 from inpaint_aug.errors import DatasetError, ItemError, OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.background import REGION as BACKGROUND
 from inpaint_aug.pipeline.balance import ClassBalance
 from inpaint_aug.pipeline.plan import Skip, check_image, plan_dataset
 from inpaint_aug.pipeline.predict import (
@@ -114,6 +116,8 @@ def validate(
         check_schedules(book, plan)
     except PromptError as err:
         _prompt_findings(err, book.path, report)
+        if plan.mode is Mode.background and book.background is None:
+            return report  # nothing to plan without the background's prompt
     jobs, skips = plan_dataset(ds, book, plan, limit)
     predicted = predict(ds, jobs, plan, files)
     _summarise(ds, skips, predicted, report)
@@ -203,6 +207,7 @@ def _summarise(
 
     for _, edit in predicted.edits:
         key = str(ds.categories_by_id.get(edit.category_id, {}).get("name", edit.category_id))
+        key = "(background)" if edit.region == BACKGROUND else key
         report.would_edit[key] = report.would_edit.get(key, 0) + 1
     for skip in [*skips, *predicted.skips]:
         row = report.would_skip.setdefault(name(skip), {})

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inpaint_aug.choices import Mode
 from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
 
@@ -77,7 +78,9 @@ class ClassBalance:
 
 def class_targets(book: PromptBook, settings: PlanSettings) -> dict[Any, int]:
     """Each class's target: its own ``target``, else ``settings.balance`` (none when skipped)."""
-    targets = {}
+    targets: dict[Any, int] = {}
+    if settings.mode is Mode.background:
+        return targets  # no object is redrawn
     for cid, spec in book.by_category.items():
         target = spec.target if spec.target is not None else settings.balance
         if target and not spec.skip:
@@ -135,7 +138,7 @@ def add_extra_copies(
     kept: Mapping[Any, list[dict[str, Any]]],
     targets: Mapping[Any, int],
     settings: PlanSettings,
-    plan_copy: Callable[[dict, list, int, frozenset], Any],
+    plan_copy: Callable[..., tuple[Any, Any]],
 ) -> list[Any]:
     """The jobs plus the extra copies that targets need, in image order, then copy order.
 
@@ -145,7 +148,8 @@ def add_extra_copies(
         kept: their kept annotations, by image id.
         targets: see :func:`class_targets`.
         settings: ``copies`` and ``max_copies``.
-        plan_copy: ``plan_copy(image, annotations, copy, classes)`` plans one copy's job.
+        plan_copy: ``plan_copy(image, annotations, copy, classes=classes)`` plans one copy:
+            ``(job, skips)``, as :func:`~inpaint_aug.pipeline.plan.plan_image`.
     """
     holders: dict[Any, list[int]] = {}
     for pos, image in enumerate(images):
@@ -155,7 +159,7 @@ def add_extra_copies(
 
     def redraws(pos: int, copy: int, classes: frozenset) -> Counter:
         anns = kept.get(images[pos]["id"], [])
-        made[pos, copy] = job = plan_copy(images[pos], anns, copy, classes)
+        made[pos, copy] = job = plan_copy(images[pos], anns, copy, classes=classes)[0]
         return Counter(e.category_id for e in job.edits)
 
     counts = Counter(e.category_id for job in jobs for e in job.edits)

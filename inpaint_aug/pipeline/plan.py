@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.choices import Region
+from inpaint_aug.choices import Mode, Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.background import background_edit
 from inpaint_aug.pipeline.balance import add_extra_copies, class_targets, shortfalls
 
 
@@ -130,10 +132,7 @@ def plan_image(
     settings: PlanSettings,
     classes: frozenset | None = None,
 ) -> tuple[ImageJob, list[Skip]]:
-    """Plan one copy of one image from its (already checked) annotations.
-
-    With ``classes``, only objects of those classes are redrawn (an extra copy for balance).
-    """
+    """Plan one copy of one image from its checked annotations (with ``classes``: only those)."""
     skips: list[Skip] = []
     candidates = []
     for index, ann in enumerate(anns):
@@ -274,6 +273,9 @@ def plan_dataset(
             skips.append(bad)
             continue
         for copy in range(settings.copies):
+            if settings.mode is Mode.background:  # one edit: all but the objects
+                jobs.append(_background_job(image, kept.get(image["id"], []), copy, book, settings))
+                continue
             job, job_skips = plan_image(image, kept.get(image["id"], []), copy, book, settings)
             skips += job_skips if copy == 0 else [s for s in job_skips if s.kind != "edit"]
             if job.edits:
@@ -282,11 +284,15 @@ def plan_dataset(
                 skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
     targets = class_targets(book, settings)
     if targets:  # per-class targets: extra copies (pipeline.balance)
-
-        def plan_copy(image: dict, anns: list, copy: int, classes: frozenset) -> ImageJob:
-            return plan_image(image, anns, copy, book, settings, classes)[0]
-
+        plan_copy = partial(plan_image, book=book, settings=settings)
         jobs = add_extra_copies(jobs, images, kept, targets, settings, plan_copy)
         for cid, why in shortfalls(jobs, kept, targets, settings, book.names):
             skips.append(Skip("class", "below-target", why, category_id=cid))
     return jobs, skips
+
+
+def _background_job(image: dict, anns: list, copy: int, book: PromptBook, settings: PlanSettings):
+    """A ``--mode background`` copy (see :mod:`~inpaint_aug.pipeline.background`)."""
+    seed = derive_seed(settings.seed, image["id"], "background", copy)
+    edit = Edit(**background_edit(image, len(anns), book, settings, seed))
+    return ImageJob(image, copy, tuple(anns), (edit,))

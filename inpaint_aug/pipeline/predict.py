@@ -34,7 +34,7 @@ from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip, kept_annotations
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 SAME_IN_EVERY_COPY = frozenset(
     {"crowd", "no-prompt", "class-skipped", "too-small", "no-mask", "max-per-image", "occluded"}
-    | {"too-thin"}
+    | {"too-thin", "no-background"}
 )
 """Edit-skip reasons that are the same in every copy of an image, so recorded once: planning
 records copy 0 only, and a run lists the identical skips of several copies once."""

@@ -76,6 +76,8 @@ def per_class(
 
     table: dict[str, dict[str, Any]] = {}
     for rec in records:
+        if "background" in rec.image.get("inpaint_aug", {}):  # --mode background: images
+            table.setdefault("(background)", _row())["edited"] += 1
         for entry in rec.image.get("inpaint_aug", {}).get("edits", []):
             row = table.setdefault(name(entry["category_id"]), _row())
             row["edited"] += 1

@@ -158,7 +158,7 @@ def run(
 
 
 def _objects(records: Iterable[ImageRecord]) -> int:
-    return sum(len(r.edited_ann_indexes) for r in records)
+    return sum(r.redraws for r in records)
 
 
 def _load_models_first(
