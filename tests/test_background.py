@@ -189,3 +189,13 @@ def test_background_mode_refuses_verification_and_balance():
     with pytest.raises(OptionsError, match="--balance: --mode background"):
         PlanSettings(mode="background", balance=3)
     assert SMALL.mode.value == "object"
+
+
+def test_preview_shows_a_background_run(shapes, bg_prompts, tmp_path, tiny_inpainter):
+    from inpaint_aug.inspect.preview import items_from_run
+
+    out_dir = tmp_path / "out"
+    run_small(shapes, bg_prompts, out_dir, tiny_inpainter, plan=BACKGROUND)
+    items = items_from_run(out_dir, n=2)
+    assert len(items) == 2 and all(i.label.startswith("background · image") for i in items)
+    assert all((i.before != i.after).any() for i in items)
