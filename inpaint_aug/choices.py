@@ -165,3 +165,10 @@ class ModelFamily(Choice):
     sd = "sd"
     sdxl = "sdxl"
     flux = "flux"
+
+
+class Mode(Choice):
+    """What is redrawn: each labelled ``object``, or the ``background`` around all of them."""
+
+    object = "object"
+    background = "background"

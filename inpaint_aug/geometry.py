@@ -263,10 +263,25 @@ def _place(centre: float, side: int, extent: int) -> int:
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Grow a boolean mask by ``pixels`` with an elliptical kernel (no-op for ``pixels <= 0``)."""
+    return _morph(cv2.dilate, mask, pixels)
+
+
+def erode(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Shrink a boolean mask by ``pixels`` with an elliptical kernel (no-op for ``pixels <= 0``).
+
+    The array's edge does not erode (pixels past it count as inside the mask).
+
+    >>> int(erode(np.ones((5, 5), bool) & (np.arange(5) > 0), 1).sum())
+    15
+    """
+    return _morph(cv2.erode, mask, pixels)
+
+
+def _morph(op: Any, mask: np.ndarray, pixels: int) -> np.ndarray:
     if pixels <= 0:
         return mask.copy()
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    return op(mask.astype(np.uint8), kernel).astype(bool)
 
 
 def feather(region: np.ndarray, pixels: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from inpaint_aug.choices import (
     Executor,
     ExportFormat,
     ImageFormat,
+    Mode,
     OnReject,
     Preset,
     Region,
@@ -66,6 +67,12 @@ class PlanSettings:
         control: shape control (:class:`~inpaint_aug.choices.Control`); ``none`` changes nothing.
         controlnet: the ControlNet of ``control`` (a hub id or a local folder).
         control_scale: the ControlNet's scale in [0, 2] (lower for small objects: see control).
+        keep_outline: erode each object's region by this many pixels (``dilate`` is then not
+            applied to it), so a band along its silhouette keeps the source pixels.
+        balance: redraw every class at least this many times in the output, adding copies of
+            the images that hold it (``None``: off; ``target`` in the prompts file per class).
+        max_copies: the most copies of one image that balancing may reach, in all.
+        mode: redraw the objects, or the background around them (:class:`~.choices.Mode`).
 
     Example:
         >>> PlanSettings(region="mask").region
@@ -89,19 +96,28 @@ class PlanSettings:
     control: Control = Control.none
     controlnet: str = DEFAULT_CONTROLNET
     control_scale: float = 1.0
+    keep_outline: int = 0
+    balance: int | None = None
+    max_copies: int = 10
+    mode: Mode = Mode.object
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region", Region.parse("--region", self.region))
         object.__setattr__(self, "control", Control.parse("--control", self.control))
+        object.__setattr__(self, "mode", Mode.parse("--mode", self.mode))
+        if self.mode is Mode.background and self.balance is not None:
+            raise OptionsError.free("--balance: --mode background redraws no object to count")
         check_number("control_scale", self.control_scale, 0.0, 2.0)
         if not isinstance(self.controlnet, str) or not self.controlnet.strip():
             raise OptionsError("--controlnet", self.controlnet, "a hub id or a folder")
         check_number("min_coverage", self.min_coverage, 0.0, 1.0)
         for name, low in (("seed", 0), ("copies", 1), ("dilate", 0), ("feather", 0)):
             check_int(name, getattr(self, name), low)
-        for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1)):
+        for name, low in (("min_size", 0), ("min_context", 1), ("steps", 1), ("keep_outline", 0)):
             check_int(name, getattr(self, name), low)
         check_int("max_per_image", self.max_per_image, 1, optional=True)
+        check_int("balance", self.balance, 1, optional=True)
+        check_int("max_copies", self.max_copies, 1)
         check_int("resolution", self.resolution, 8, optional=True)
         if self.resolution is not None and self.resolution % 8:
             raise OptionsError("--resolution", self.resolution, "a positive multiple of 8")
@@ -248,6 +264,8 @@ class RunOptions:
                 raise OptionsError(flag(name), getattr(self, name), "true or false")
         if not isinstance(self.plan, PlanSettings):
             raise OptionsError("plan", self.plan, "a PlanSettings")
+        if self.plan.mode is Mode.background and self.verify.mode.value in ("clip", "owlv2"):
+            raise OptionsError.free("--verify: nothing to check in --mode background (use off)")
         family, resolution = follow_model(self.model, self.plan.resolution, self.plan.control)
         object.__setattr__(self, "plan", replace(self.plan, resolution=resolution))
         if self.preset is Preset.fast:

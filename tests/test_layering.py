@@ -34,6 +34,8 @@ ORDER = [
     "exporters.yolo_layout",
     "exporters.yolo",
     "pipeline.control",
+    "pipeline.background",
+    "pipeline.balance",
     "pipeline.plan",
     "pipeline.crops",
     "pipeline.predict",

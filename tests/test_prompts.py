@@ -204,7 +204,7 @@ def test_integer_key_that_is_not_an_id_is_a_name(tmp_path):
         pytest.param("", ["expected a mapping", "got NoneType"], id="empty-file"),
         pytest.param(
             "default: {prompt: x}\npromts: {}\n",
-            ["unknown top-level key(s) ['promts']", "expected ['classes', 'default', 'vars']"],
+            ["unknown top-level key(s) ['promts']", "['background', 'classes', 'default', 'vars']"],
             id="unknown-top-key",
         ),
         pytest.param(

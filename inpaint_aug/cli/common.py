@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inpaint_aug.choices import Device, Region
+from inpaint_aug.choices import Device, Mode, Region
 from inpaint_aug.errors import FatalError, Interrupted, OptionsError
 from inpaint_aug.options import DEFAULT_MODEL, PlanSettings, RunOptions
 
@@ -109,5 +109,16 @@ Seed = Annotated[int, _opt("Base seed; each edit derives its own.", QUALITY)]
 RegionOpt = Annotated[Region, _opt("What the model may repaint (auto: mask, else box).", INPUT)]
 MinSize = Annotated[int, _opt("Skip objects whose box is under N pixels on a side.", INPUT)]
 Dilate = Annotated[int, _opt("Grow each region by this many pixels.", QUALITY)]
+ModeOpt = Annotated[
+    Mode, _opt("object: redraw each object; background: keep every object, redraw the rest.", INPUT)
+]
+KeepOutline = Annotated[
+    int, _opt("Keep a band of N source pixels along each object's outline (0: off).", QUALITY)
+]
+Balance = Annotated[
+    int | None,
+    _opt("Redraw every class at least N times, adding copies of its images.", OUTPUT),
+]
+MaxCopies = Annotated[int, _opt("The most copies of one image --balance may make, in all.", OUTPUT)]
 MaxPer = Annotated[int | None, _opt("Edit at most N objects per image (largest first).", INPUT)]
 BatchSize = Annotated[int, _opt("Crops per model call.", SPEED)]

@@ -31,15 +31,19 @@ from inpaint_aug.cli.common import (
     QUALITY,
     RUN,
     SPEED,
+    Balance,
     BatchSize,
     DeviceOpt,
     Dilate,
     Guidance,
     Images,
+    KeepOutline,
     Limit,
+    MaxCopies,
     MaxPer,
     MinSize,
     Model,
+    ModeOpt,
     Prompts,
     RegionOpt,
     Resolution,
@@ -95,6 +99,10 @@ def run_command(
     max_per_image: MaxPer = PLAN.max_per_image,
     min_size: MinSize = PLAN.min_size,
     dilate: Dilate = PLAN.dilate,
+    mode: ModeOpt = PLAN.mode,
+    keep_outline: KeepOutline = PLAN.keep_outline,
+    balance: Balance = PLAN.balance,
+    max_copies: MaxCopies = PLAN.max_copies,
     limit: Limit = None,
     batch_size: BatchSize = RUN["batch_size"],
     workers: Annotated[int, _flag("Threads for decoding and cropping.", SPEED)] = RUN["workers"],
@@ -187,6 +195,10 @@ def run_command(
             control=control,
             controlnet=controlnet,
             control_scale=control_scale,
+            mode=mode,
+            keep_outline=keep_outline,
+            balance=balance,
+            max_copies=max_copies,
         )
         options = RunOptions(
             coco=coco_json,
@@ -245,14 +257,15 @@ def _run_with_progress(options: RunOptions, quiet: bool) -> RunReport:
 def print_summary(report: RunReport) -> None:
     """The end-of-run summary: per-class table, skips by reason, timings."""
     originals = f" + {report.originals_written} originals" if report.originals_written else ""
+    noun = "backgrounds" if "(background)" in report.per_class else "objects"  # --mode
     typer.echo(
         f"wrote {report.images_written} augmented images{originals}, "
-        f"{report.annotations_written} annotations, {report.objects_edited} objects redrawn "
+        f"{report.annotations_written} annotations, {report.objects_edited} {noun} redrawn "
         f"-> {report.out / 'annotations.json'}"
     )
     typer.echo(format_table(class_rows(report)))
     if report.objects_this_run:  # what this invocation redrew (a resume: only what was left)
-        per = f"{report.seconds_model / report.objects_this_run:.3f}s of model time per object"
+        per = f"{report.seconds_model / report.objects_this_run:.3f}s of model time per {noun[:-1]}"
     else:
         per = "no object redrawn by this invocation"
     typer.echo(
@@ -274,6 +287,8 @@ def class_rows(report: RunReport) -> list[list[str]]:
     for name, row in report.per_class.items():
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(row["skipped"].items()))
         counts = [str(row[k]) for k in ("edited", "after_retry", "rejected")]
+        if "target" in row:
+            counts[0] += f" (target {row['target']}{'' if row['reached'] else ', short'})"
         rows.append([name, *counts, detail or "-"])
     for key, count in report.skip_counts().items():
         if key.startswith("image/"):

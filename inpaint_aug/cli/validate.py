@@ -15,11 +15,15 @@ from inpaint_aug.cli.common import (
     INPUT,
     OUTPUT,
     PLAN,
+    Balance,
     Dilate,
     Images,
+    KeepOutline,
     Limit,
+    MaxCopies,
     MaxPer,
     MinSize,
+    ModeOpt,
     RegionOpt,
     Steps,
     Strength,
@@ -44,6 +48,10 @@ def validate_command(
         int, typer.Option(help="Augmented variants per image, as for run.", rich_help_panel=OUTPUT)
     ] = PLAN.copies,
     dilate: Dilate = PLAN.dilate,
+    mode: ModeOpt = PLAN.mode,
+    keep_outline: KeepOutline = PLAN.keep_outline,
+    balance: Balance = PLAN.balance,
+    max_copies: MaxCopies = PLAN.max_copies,
     min_coverage: Annotated[
         float,
         typer.Option(
@@ -67,6 +75,10 @@ def validate_command(
         "copies": copies,
         "dilate": dilate,
         "min_coverage": min_coverage,
+        "mode": mode,
+        "keep_outline": keep_outline,
+        "balance": balance,
+        "max_copies": max_copies,
     }
     with library_errors():
         report = validate(coco_json, prompts, images, settings, limit)
@@ -84,10 +96,19 @@ def _print(report: ValidationReport) -> None:
         skipped = ", ".join(f"{r}: {n}" for r, n in sorted(report.would_skip.get(name, {}).items()))
         rows.append([name, str(report.would_edit.get(name, 0)), skipped or "-"])
     typer.echo(format_table(rows))
+    if report.balance:
+        head = ["class", "source instances", "target", "planned redraws", "images used", "plan"]
+        table = [head]
+        for name, b in sorted(report.balance.items()):
+            status = "reaches the target" if b.reached else f"short by {b.target - b.planned}"
+            counts = (b.source, b.target, b.planned, b.images)
+            table.append([name, *map(str, counts), f"{status} ({b.extra} in extra copies)"])
+        typer.echo(format_table(table))
     errors = sum(f.level == "error" for f in report.findings)
     redrawn = sum(report.would_edit.values())
+    noun = "backgrounds" if "(background)" in report.would_edit else "objects"  # --mode
     verdict = (
-        f"a run would work: {redrawn} objects would be redrawn before verification"
+        f"a run would work: {redrawn} {noun} would be redrawn before verification"
         if report.ok
         else "a run would NOT work"
     )

@@ -107,6 +107,30 @@ def steps(raw: dict, where: str, default: int | None) -> int | None:
     return value
 
 
+def target(raw: dict, where: str, skip: bool, default: int | None) -> int | None:
+    """An optional per-class target of redraws, an integer >= 1 (not on a skipped class)."""
+    if "target" not in raw:
+        return default
+    value = raw["target"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise Problem(f"{where}.target is {value!r}, expected an integer >= 1 (redraws wanted)")
+    if skip:
+        raise Problem(f"{where}.target is set, but skip: true: a skipped class is never redrawn")
+    return value
+
+
+def background_entry(raw: Any) -> None:
+    """The ``background`` entry is a class entry without ``skip``, ``target`` or ``{name}``."""
+    if not isinstance(raw, dict):
+        return  # reported as any entry that is not a mapping
+    for key in sorted({"skip", "target"} & set(raw)):
+        raise Problem(f"background.{key}: not a background setting (it is a class setting)")
+    for key in ("prompt", "negative"):
+        values = raw.get(key) if isinstance(raw.get(key), list) else [raw.get(key)]
+        if any("{name}" in str(v) for v in values):
+            raise Problem(f"background.{key}: {{name}} is a class name; the background has none")
+
+
 def check_placeholders(template: str, defined_vars: set[str], where: str) -> None:
     """Every ``{placeholder}`` must be ``name`` or a defined var; braces must balance."""
     defined = defined_vars | {"name"}

@@ -12,8 +12,12 @@ Format (see ``datasets/shapes/prompts.yaml`` for a commented example)::
         prompt: ["a {color} car, {light}", "a photo of a {color} car"]
         vars: {color: [red, blue]}
         strength: 0.9
+        target: 400                         # redraw at least 400 cars (extra copies)
       person: {skip: true}
       7: {prompt: "a {name}"}                # a category id, for duplicated names
+    background:                             # --mode background: the scene around the objects
+      prompt: "a {surface}, {light}"
+      vars: {surface: [wooden table, grass]}
 
 ``default`` may leave out ``prompt`` (e.g. only a shared ``negative``): listed classes then
 inherit what it has and need their own prompt, and classes not listed are not redrawn.
@@ -39,13 +43,15 @@ from typing import Any
 import yaml
 
 from inpaint_aug.checks import check_schedule
+from inpaint_aug.choices import Mode
 from inpaint_aug.dataset import prompt_checks as check
 from inpaint_aug.dataset.prompt_checks import Found, Problem, or_empty, parse_vars
 from inpaint_aug.errors import OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
 
-TOP_KEYS = {"vars", "default", "classes"}
-CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip"}
+TOP_KEYS = {"vars", "default", "classes", "background"}
+BACKGROUND = ("background",)  # the background entry's key among the parsed specs (no category)
+CLASS_KEYS = {"prompt", "negative", "vars", "strength", "guidance", "steps", "skip", "target"}
 CLASS_KEYS |= {"control_scale"}
 
 
@@ -86,25 +92,31 @@ class ClassPrompt:
     steps: int | None = None
     skip: bool = False
     control_scale: float | None = None
+    target: int | None = None
 
 
 @dataclass(frozen=True)
 class PromptBook:
-    """Validated prompts for every category of one dataset, keyed by category id."""
+    """Validated prompts for every category of one dataset, keyed by category id.
+
+    ``background`` is the ``background:`` entry (``--mode background``), or ``None``.
+    """
 
     path: str
     by_category: Mapping[int, ClassPrompt]
     names: Mapping[int, str]
+    background: ClassPrompt | None = None
 
     def spec(self, category_id: int) -> ClassPrompt | None:
         """The class's prompt spec, or ``None`` when the book does not cover the class."""
         return self.by_category.get(category_id)
 
-    def render(self, category_id: int, seed: int) -> tuple[str, str]:
-        """Fill one prompt and negative prompt for a class with a seeded random choice."""
-        spec = self.by_category[category_id]
+    def render(self, category_id: int | None, seed: int) -> tuple[str, str]:
+        """Fill a class's prompt and negative prompt (``None``: the background's), seeded."""
+        spec = self.by_category[category_id] if category_id is not None else self.background
+        assert spec is not None, "no background entry"
         rng = random.Random(seed)
-        values = {"name": self.names[category_id]}
+        values = {"name": self.names.get(category_id, "")}
         values.update({k: rng.choice(v) for k, v in sorted(spec.vars.items())})
         prompt = rng.choice(spec.prompts).format_map(values)
         negative = rng.choice(spec.negatives).format_map(values)
@@ -144,7 +156,8 @@ def parse_prompts(data: Any, path: str, categories: Mapping[int, str]) -> Prompt
     if found.problems:
         raise PromptProblems(path, found.problems)
     by_category = {cid: specs[cid] for cid in categories if cid in specs}
-    return PromptBook(path=path, by_category=by_category, names=dict(categories))
+    background = specs.get(BACKGROUND)
+    return PromptBook(path, by_category, names=dict(categories), background=background)
 
 
 def _parse_book(data: Any, categories: Mapping[int, str], found: Found) -> dict[int, ClassPrompt]:
@@ -166,6 +179,9 @@ def _parse_book(data: Any, categories: Mapping[int, str], found: Found) -> dict[
             specs[cid] = spec
     if base is not None and (base.prompts or base.skip):
         specs.update({cid: base for cid in categories if cid not in specs})
+    if data.get("background") is not None:
+        found.check(check.background_entry, data["background"])
+        specs[BACKGROUND] = _parse_class(data["background"], "background", global_vars, found)
     return specs
 
 
@@ -229,6 +245,7 @@ def _parse_class(
         control_scale=found.check(
             check.number, raw, "control_scale", where, inherited.control_scale, 0.0, 2.0
         ),
+        target=found.check(check.target, raw, where, skip, inherited.target),
     )
     for template in own.get("prompt", ()) + own.get("negative", ()):
         found.check(check.check_placeholders, template, set(spec.vars), where)
@@ -258,10 +275,18 @@ def check_schedules(book: PromptBook, settings: PlanSettings) -> None:
         if not spec.skip and (spec.steps is not None or spec.strength is not None):
             groups.setdefault(id(spec), (spec, []))[1].append(repr(book.names.get(cid, cid)))
     problems = []
+    if settings.mode is Mode.background and book.background is None:
+        problems.append(
+            "--mode background needs a 'background:' section with the new scene's prompt, "
+            "e.g. background: {prompt: 'a {surface}', vars: {surface: [beach, street]}}"
+        )
+    elif settings.mode is Mode.background:
+        groups[id(book.background)] = (book.background, ["'background'"])
     for spec, names in groups.values():
         steps = spec.steps or settings.steps
         strength = spec.strength if spec.strength is not None else settings.strength
         label = f"class {names[0]}" if len(names) == 1 else f"classes {', '.join(names)}"
+        label = "background" if spec is book.background else label
         try:
             check_schedule(steps, strength, f"{label}: steps {steps} x strength {strength:g}")
         except OptionsError as err:

@@ -73,9 +73,9 @@ def _shape(rng: np.random.Generator, cat: int, pts: np.ndarray, w: int, h: int) 
     return _Obj(cat, drawn, _colour(rng, *_VIVID))
 
 
-def _random_object(rng: np.random.Generator, w: int, h: int) -> _Obj | None:
+def _random_object(rng: np.random.Generator, w: int, h: int, rare: int | None) -> _Obj | None:
     """A random shape at least MIN_OBJECT_PX wide and tall, or None if mostly outside the image."""
-    cat = int(rng.choice([CIRCLE, SQUARE, TRIANGLE]))
+    cat = int(rng.choice(list(_NAMES), p=rare and [(c != rare) * 7 / 17 + 1 / 17 for c in _NAMES]))
     n, jitter = {CIRCLE: (72, 0.0), SQUARE: (4, 0.0), TRIANGLE: (3, 0.3)}[cat]
     lo = max(17.0, 0.06 * min(w, h))  # circumradius; a square's side is r * sqrt(2) >= 24
     r, cx, cy = rng.uniform(lo, max(lo + 1, 0.16 * min(w, h))), rng.uniform(0, w), rng.uniform(0, h)
@@ -143,7 +143,7 @@ def _paint(img: np.ndarray, obj: _Obj) -> None:
     region[inside] = patch[inside]
 
 
-def _scene(rng: np.random.Generator, role: str, w: int, h: int, counts: tuple[int, int]) -> tuple:
+def _scene(rng: np.random.Generator, role: str, w: int, h: int, counts: tuple, rare=None) -> tuple:
     """Render one image; return (BGR image, objects in painter's order, visible masks).
 
     Random objects go between head and tail; a candidate that leaves any object hidden is rejected.
@@ -158,7 +158,7 @@ def _scene(rng: np.random.Generator, role: str, w: int, h: int, counts: tuple[in
     for _ in range(count * _TRIES):
         if len(placed) == count:
             break
-        cand = _random_object(rng, w, h)
+        cand = _random_object(rng, w, h, rare)
         order = [*head, *placed, cand, *tail]
         masks = _visible_masks(order) if cand else []
         if cand and all(_visible_ok(v, o) for v, o in zip(masks, order, strict=True)):
@@ -215,10 +215,11 @@ def _is_int(value: object, lo: int, hi: int) -> bool:
     return type(value) is not bool and isinstance(value, (int, np.integer)) and lo <= value <= hi
 
 
-def _validate(n: int, size: tuple, seed: int, fmt: str, counts: tuple, variety: bool) -> None:
+def _validate(n: int, size: tuple, seed: int, fmt: str, counts: tuple, flags: tuple) -> None:
     """Raise ValueError naming the bad argument, its value and what was expected."""
     sz, lo_hi = (tuple(v) if isinstance(v, (tuple, list)) else () for v in (size, counts))
     size_ok = len(sz) == 2 and all(_is_int(v, MIN_SIZE, MAX_SIZE) for v in sz)
+    rare_ok = flags[1] is None or (_is_int(flags[1], 1, 7) and flags[1] in _NAMES)
     counts_ok = len(lo_hi) == 2 and all(_is_int(v, 0, 64) for v in lo_hi) and lo_hi[0] <= lo_hi[1]
     checks = [
         ("n_images", n, _is_int(n, 1, 100_000), "an int in [1, 100000]"),
@@ -226,7 +227,8 @@ def _validate(n: int, size: tuple, seed: int, fmt: str, counts: tuple, variety: 
         ("seed", seed, _is_int(seed, 0, 2**63), "a non-negative int"),
         ("image_format", fmt, fmt in ("png", "jpg"), "'png' or 'jpg'"),
         ("objects_per_image", counts, counts_ok, "(lo, hi), ints with 0 <= lo <= hi <= 64"),
-        ("variety", variety, isinstance(variety, bool), "a bool"),
+        ("variety", flags[0], isinstance(flags[0], bool), "a bool"),
+        ("rare", flags[1], rare_ok, f"None or one of {sorted(_NAMES)}"),
     ]
     for name, value, ok, expected in checks:
         if not ok:
@@ -251,6 +253,7 @@ def make_shapes_dataset(
     image_format: str = "png",
     objects_per_image: tuple[int, int] = (2, 5),
     variety: bool = True,
+    rare: int | None = None,
 ) -> Path:
     """Write OUT_DIR/annotations.json and OUT_DIR/images/*.{png|jpg}; return the JSON path.
 
@@ -269,9 +272,7 @@ def make_shapes_dataset(
         image_format: "png" or "jpg" (JPEG quality 95).
         objects_per_image: Inclusive (lo, hi) number of random objects per image, hi <= 64.
         variety: Cover every COCO segmentation form (see above).
-
-    Returns:
-        Path of the written annotations.json.
+        rare: A category id (e.g. ``TRIANGLE``) drawn 8 times less often than each other one.
 
     Raises:
         ValueError: If an argument has the wrong type or is out of range.
@@ -279,14 +280,14 @@ def make_shapes_dataset(
     Example:
         >>> path = make_shapes_dataset("/tmp/bench", n_images=100, variety=False)
     """
-    _validate(n_images, size, seed, image_format, objects_per_image, variety)
-    (w, h), out = (int(size[0]), int(size[1])), Path(out_dir)
+    _validate(n_images, size, seed, image_format, objects_per_image, (variety, rare))
+    (w, h), out, counts = (int(size[0]), int(size[1])), Path(out_dir), objects_per_image
     (out / "images").mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []
     images, annotations = [], []
     for i in range(n_images):
         role = ROLES[i] if variety and i < len(ROLES) else "plain"
-        img, objs, masks = _scene(np.random.default_rng([seed, i]), role, w, h, objects_per_image)
+        img, objs, masks = _scene(np.random.default_rng([seed, i]), role, w, h, counts, rare)
         name = f"{'scène ' if role == 'bbox_only' else 'scene_'}{i:03d}.{image_format}"
         (out / "images" / name).write_bytes(cv2.imencode(f".{image_format}", img, params)[1])
         images.append({"id": i + 1, "file_name": name, "width": w, "height": h, "license": 1})

@@ -75,7 +75,7 @@ def _item(
     side = min(edit.window.side, MAX_SIDE)
     crop = cut(before, edit.window, region, side, plan.feather)
     mask = crop.mask > 0
-    name = ds.categories_by_id[edit.category_id].get("name")
+    name = ds.categories_by_id.get(edit.category_id, {"name": "background"}).get("name")
     label = f"{name} · image {job.image['id']} · ann {edit.annotation_id}"
     label += f" · copy {job.copy}" if job.copy else ""
     after_crop = cut(after, edit.window, region, side, plan.feather).pixels
@@ -149,7 +149,8 @@ def items_from_run(out_dir: Path, n: int = 12) -> list[PreviewItem]:
     made = {}  # (source image id, copy, source annotation id) -> (output file, provenance)
     for image in images:
         prov = image.get("inpaint_aug") or {}
-        for e in prov.get("edits", []) + prov.get("rejected", []):
+        background = [prov["background"]] if "background" in prov else []  # --mode background
+        for e in prov.get("edits", []) + prov.get("rejected", []) + background:
             key = (prov.get("source_image_id"), prov.get("copy"), e.get("source_annotation_id"))
             made[key] = (image["file_name"], e)
     rejected = [e for im in images for e in (im.get("inpaint_aug") or {}).get("rejected", [])]

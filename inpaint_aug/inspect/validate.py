@@ -23,13 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inpaint_aug.choices import Mode
 from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
 from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts, parse_prompts
 from inpaint_aug.errors import DatasetError, ItemError, OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.background import REGION as BACKGROUND
+from inpaint_aug.pipeline.balance import ClassBalance
 from inpaint_aug.pipeline.plan import Skip, check_image, plan_dataset
 from inpaint_aug.pipeline.predict import (
     Prediction,
+    balance_plan,
     copies_of,
     image_problem,
     nothing_redrawn,
@@ -58,6 +62,8 @@ class ValidationReport:
             counts images.
         images_checked: image files whose header was read.
         copies: the copies per image the counts assume (``--copies``).
+        balance: per class name, the plan of each class with a target (``--balance``,
+            ``target:``): source instances, target, planned redraws, images used.
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -65,6 +71,7 @@ class ValidationReport:
     would_skip: dict[str, dict[str, int]] = field(default_factory=dict)
     images_checked: int = 0
     copies: int = 1
+    balance: dict[str, ClassBalance] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -109,9 +116,13 @@ def validate(
         check_schedules(book, plan)
     except PromptError as err:
         _prompt_findings(err, book.path, report)
+        if plan.mode is Mode.background and book.background is None:
+            return report  # nothing to plan without the background's prompt
     jobs, skips = plan_dataset(ds, book, plan, limit)
     predicted = predict(ds, jobs, plan, files)
     _summarise(ds, skips, predicted, report)
+    for row in balance_plan(ds, book, plan, jobs, limit):
+        report.balance[book.names.get(row.category_id, str(row.category_id))] = row
     if not predicted.edits:
         images_planned = len(ds.images[:limit])
         report.add("error", path, nothing_redrawn([*skips, *predicted.skips], images_planned))
@@ -196,12 +207,15 @@ def _summarise(
 
     for _, edit in predicted.edits:
         key = str(ds.categories_by_id.get(edit.category_id, {}).get("name", edit.category_id))
+        key = "(background)" if edit.region == BACKGROUND else key
         report.would_edit[key] = report.would_edit.get(key, 0) + 1
     for skip in [*skips, *predicted.skips]:
         row = report.would_skip.setdefault(name(skip), {})
         reason = f"{skip.kind}/{skip.reason}"
         row[reason] = row.get(reason, 0) + copies_of(skip, report.copies)
     for skip in skips:
+        if skip.kind == "class":
+            report.add("warning", "balance", skip.detail)
         if skip.kind in ("annotation", "image") and skip.reason != "nothing-to-edit":
             aid = skip.annotation_id
             where = f"annotation {aid}" if aid is not None else f"image {skip.image_id}"

@@ -34,6 +34,7 @@ import numpy as np
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import ItemError
+from inpaint_aug.pipeline.background import REGION as BACKGROUND
 from inpaint_aug.pipeline.plan import Edit
 
 NESTED = 0.8
@@ -89,14 +90,21 @@ def paintable(
     The region is the object's dilated mask (its box for ``edit.region == "box"``), inside the
     image, minus each object in ``edit.protect`` that the edit does not stand in front of (see
     the module docstring). Coverage is the share of the undilated own mask the region keeps.
+    With ``edit.keep_outline`` PX, the mask is not dilated but eroded by PX (not from the image
+    border: the object goes on past it), so a band along its silhouette keeps its pixels.
+
+    A background edit (``--mode background``) gets :func:`background_region` instead.
 
     Raises:
-        ItemError: ``occluded`` when the coverage is under ``min_coverage``, or 0.
+        ItemError: ``occluded`` when the coverage is under ``min_coverage``, or 0; ``too-thin``
+            when nothing of the object is left inside its kept outline.
     """
+    if edit.region == BACKGROUND:
+        return background_region(edit, anns, size, dilate)
     inside = _inside_image(edit.window, size)
     shape = object_mask(anns[edit.ann_index], edit.region, size, edit.window)
     own = shape & inside
-    region = geo.dilate(shape, dilate) & inside
+    region = geo.dilate(shape, 0 if edit.keep_outline else dilate) & inside
     for i in edit.protect:
         other = object_mask(anns[i], "auto", size, edit.window) & inside
         if anns[i].get("iscrowd") or not in_front(own, other):
@@ -108,6 +116,33 @@ def paintable(
         shown = f"{math.floor(share * 1000) / 10:g}%"
         detail = f"{shown} of the object is paintable, under --min-coverage {min_coverage:g}"
         raise ItemError("occluded", detail)
+    if edit.keep_outline:
+        region &= geo.erode(shape | ~inside, edit.keep_outline)
+        if not region.any():
+            detail = f"no pixel is left inside a {edit.keep_outline} px outline (--keep-outline)"
+            raise ItemError("too-thin", detail)
+    return region, share
+
+
+def background_region(
+    edit: Edit, anns: tuple[dict[str, Any], ...], size: tuple[int, int], dilate: int
+) -> tuple[np.ndarray, float]:
+    """The window minus every object (mask, else box) dilated by ``dilate``; the share redrawn.
+
+    The window's part past the image (the letterbox band) is in the region: the model paints it
+    and :func:`paste` never writes it. The share is that of the image's own pixels.
+
+    Raises:
+        ItemError: ``no-background`` when the objects cover the whole image.
+    """
+    keep = np.zeros((edit.window.side, edit.window.side), bool)
+    for ann in anns:
+        keep |= object_mask(ann, "auto", size, edit.window)
+    region = ~geo.dilate(keep, dilate)
+    inside = _inside_image(edit.window, size)
+    share = coverage(region, inside)
+    if share <= 0.0:
+        raise ItemError("no-background", "the objects cover the whole image")
     return region, share
 
 

@@ -124,7 +124,7 @@ def prepare(ds: CocoDataset, task: Task, plan: PlanSettings) -> _Prepared:
             failed.append((edit, err))
             continue
         crop = cut(pixels, edit.window, region, plan.resolution, plan.feather, coverage=share)
-        bbox = job.annotations[edit.ann_index]["bbox"]
+        bbox = job.annotations[edit.ann_index]["bbox"] if edit.ann_index >= 0 else [0, 0, *size]
         crops.append((edit, crop, box_in_crop(bbox, edit.window.xyxy, plan.resolution)))
     return _Prepared(task, pixels, tuple(crops), tuple(failed))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from inpaint_aug.choices import VerifyMode
+from inpaint_aug.choices import Mode, VerifyMode
 from inpaint_aug.options import TINY_MODEL, RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
 from inpaint_aug.pipeline.verify import Verifier
@@ -45,6 +45,8 @@ def verifier_choice(options: RunOptions, injected: bool) -> tuple[str, str | Non
     mode, model = options.verify.mode, options.verify.model
     if mode is VerifyMode.off or (mode is VerifyMode.auto and injected):
         return None
+    if options.plan.mode is Mode.background:  # every object keeps its pixels: nothing to check
+        return None
     kind = "clip" if mode is VerifyMode.auto else mode.value
     if options.model == TINY_MODEL and model is None:
         kind = f"tiny-{kind}"
@@ -68,6 +70,8 @@ def load_models(
     choice = verifier_choice(options, injected) if verifier is None else None
     if choice is not None:
         verifier = _load_verifier(options, inpainter, *choice)
+    if options.plan.mode is Mode.background:
+        verifier = None  # a given one too: there is no object redraw to verify
     return Models(inpainter, verifier, time.perf_counter() - t0)
 
 

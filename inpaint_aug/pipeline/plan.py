@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.choices import Control, Region
+from inpaint_aug.choices import Control, Mode, Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.background import background_edit
+from inpaint_aug.pipeline.balance import add_extra_copies, class_targets, shortfalls
 from inpaint_aug.pipeline.control import ControlSpec, control_scale_for
 
 
@@ -60,6 +63,7 @@ class Edit:
     guidance: float
     strength: float
     control: ControlSpec | None = None
+    keep_outline: int = 0
 
     @property
     def settings_key(self) -> tuple[Any, ...]:
@@ -129,11 +133,14 @@ def plan_image(
     copy: int,
     book: PromptBook,
     settings: PlanSettings,
+    classes: frozenset | None = None,
 ) -> tuple[ImageJob, list[Skip]]:
-    """Plan one copy of one image from its (already checked) annotations."""
+    """Plan one copy of one image from its checked annotations (with ``classes``: only those)."""
     skips: list[Skip] = []
     candidates = []
     for index, ann in enumerate(anns):
+        if classes is not None and ann.get("category_id") not in classes:
+            continue
         why = _not_editable(ann, book, settings)
         if why:
             cat = ann.get("category_id")
@@ -202,6 +209,7 @@ def _make_edit(
         guidance=spec.guidance if spec.guidance is not None else settings.guidance,
         strength=spec.strength if spec.strength is not None else settings.strength,
         control=_control(ann, spec.control_scale, settings),
+        keep_outline=settings.keep_outline,
     )
 
 
@@ -268,7 +276,8 @@ def plan_dataset(
     """Plan every copy of the first ``limit`` images; return the jobs and everything skipped.
 
     Jobs without edits are not returned: an unedited copy adds nothing to a training set. They
-    are reported as ``nothing-to-edit``.
+    are reported as ``nothing-to-edit``. Classes with a target get extra copies (see
+    :mod:`~inpaint_aug.pipeline.balance`); one that cannot reach it is a ``below-target`` skip.
     """
     images = ds.images[:limit]
     kept, skips = kept_annotations(ds, {im["id"] for im in images})
@@ -279,10 +288,26 @@ def plan_dataset(
             skips.append(bad)
             continue
         for copy in range(settings.copies):
+            if settings.mode is Mode.background:  # one edit: all but the objects
+                jobs.append(_background_job(image, kept.get(image["id"], []), copy, book, settings))
+                continue
             job, job_skips = plan_image(image, kept.get(image["id"], []), copy, book, settings)
             skips += job_skips if copy == 0 else [s for s in job_skips if s.kind != "edit"]
             if job.edits:
                 jobs.append(job)
             elif copy == 0:
                 skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
+    targets = class_targets(book, settings)
+    if targets:  # per-class targets: extra copies (pipeline.balance)
+        plan_copy = partial(plan_image, book=book, settings=settings)
+        jobs = add_extra_copies(jobs, images, kept, targets, settings, plan_copy)
+        for cid, why in shortfalls(jobs, kept, targets, settings, book.names):
+            skips.append(Skip("class", "below-target", why, category_id=cid))
     return jobs, skips
+
+
+def _background_job(image: dict, anns: list, copy: int, book: PromptBook, settings: PlanSettings):
+    """A ``--mode background`` copy (see :mod:`~inpaint_aug.pipeline.background`)."""
+    seed = derive_seed(settings.seed, image["id"], "background", copy)
+    edit = Edit(**background_edit(image, len(anns), book, settings, seed))
+    return ImageJob(image, copy, tuple(anns), (edit,))

@@ -24,14 +24,17 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from inpaint_aug.dataset.coco import CocoDataset
+from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.errors import FatalError, ItemError
 from inpaint_aug.options import PlanSettings
+from inpaint_aug.pipeline.balance import ClassBalance, class_balance, class_targets
 from inpaint_aug.pipeline.crops import paintable
-from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip
+from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip, kept_annotations
 
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 SAME_IN_EVERY_COPY = frozenset(
     {"crowd", "no-prompt", "class-skipped", "too-small", "no-mask", "max-per-image", "occluded"}
+    | {"too-thin", "no-background"}
 )
 """Edit-skip reasons that are the same in every copy of an image, so recorded once: planning
 records copy 0 only, and a run lists the identical skips of several copies once."""
@@ -42,6 +45,7 @@ HINTS = {
     "too-small": "--min-size",
     "no-mask": "--region",
     "occluded": "--min-coverage",
+    "too-thin": "--keep-outline",
     "image-missing": "the image folder (--images)",
     "image-unreadable": "the image files",
     "size-mismatch": "the images' width and height in the JSON",
@@ -184,3 +188,19 @@ def require_redraw(
     if not predicted.edits:
         images = len(ds.images[:limit])
         raise NothingToRedraw(nothing_redrawn([*skips, *predicted.skips], images))
+
+
+def balance_plan(
+    ds: CocoDataset,
+    book: PromptBook,
+    settings: PlanSettings,
+    jobs: list[ImageJob],
+    limit: int | None = None,
+) -> list[ClassBalance]:
+    """The plan of each class with a target (``[]`` without targets), as ``validate`` shows it."""
+    targets = class_targets(book, settings)
+    if not targets:
+        return []
+    kept, _ = kept_annotations(ds, {image["id"] for image in ds.images[:limit]})
+    anns = [a for image_anns in kept.values() for a in image_anns]
+    return class_balance(jobs, anns, targets, settings.copies)

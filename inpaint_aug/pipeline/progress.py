@@ -229,6 +229,9 @@ def log_plan_skips(skips: Iterable[Skip], details: str = "run.json") -> None:
     """
     counts: dict[str, Counter[str]] = {}
     for skip in skips:
+        if skip.kind == "class":  # a class below its target: the line says why
+            log.warning("%s (see %s)", skip.detail, details)
+            continue
         counts.setdefault(skip.kind, Counter())[skip.reason] += 1
     order = [*KINDS, *sorted(set(counts) - set(KINDS))]
     for kind, reasons in sorted(counts.items(), key=lambda item: order.index(item[0])):

@@ -23,10 +23,12 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.choices import ImageFormat
 from inpaint_aug.dataset.images import output_format
 from inpaint_aug.files import unique_name
+from inpaint_aug.pipeline.background import REGION as BACKGROUND
 from inpaint_aug.pipeline.plan import Edit, ImageJob
 
 IMAGES_DIR = "images"
 SOURCE_URL_KEYS = ("coco_url", "flickr_url")
+BACKGROUND_KEYS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "strength")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class ImageRecord:
     annotations: tuple[dict[str, Any], ...]
     edited_ann_indexes: tuple[int, ...] = field(default=())
     rejected_ann_indexes: tuple[int, ...] = field(default=())
+
+    @property
+    def redraws(self) -> int:
+        """Model redraws kept: objects edited, or 1 for a background (``--mode background``)."""
+        return len(self.edited_ann_indexes) + ("background" in self.image.get("inpaint_aug", {}))
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,8 @@ def edit_provenance(edit: Edit | MadeEdit) -> dict[str, Any]:
             "controlnet": control.controlnet,
             "scale": control.scale,
         }
+    if made.edit.keep_outline:
+        entry["keep_outline"] = made.edit.keep_outline
     if made.coverage is not None:
         entry["coverage"] = round(made.coverage, 4)
     if made.verify is not None:
@@ -146,6 +155,14 @@ def _provenance(edit: Edit) -> dict[str, Any]:
     }
 
 
+def _background(made: MadeEdit) -> dict[str, Any]:
+    """The provenance of a background redraw: its prompt, seed, schedule and the share redrawn."""
+    entry = {k: v for k, v in _provenance(made.edit).items() if k in BACKGROUND_KEYS}
+    if made.coverage is not None:
+        entry["coverage"] = round(made.coverage, 4)
+    return entry
+
+
 def make_record(
     job: ImageJob,
     out_image_id: int,
@@ -157,10 +174,14 @@ def make_record(
     """Build the output record of a finished job from the edits that were actually made.
 
     Redraws the verifier rejected (and reverted) are listed under ``rejected``, not ``edits``.
+    A background redraw (``--mode background``) is no annotation edit: it is recorded as
+    ``mode: background`` and ``background: {prompt, seed, ...}``, with ``edits`` empty.
     The source's ``coco_url``/``flickr_url`` point at the source photo, not the new image, so
     they move into the provenance (``source_coco_url``, ``source_flickr_url``).
     """
     made = [d if isinstance(d, MadeEdit) else MadeEdit(d) for d in done]
+    background = [m for m in made if m.edit.region == BACKGROUND]  # --mode background
+    made = [m for m in made if m.edit.region != BACKGROUND]
     width, height = int(job.image["width"]), int(job.image["height"])
     image = {k: v for k, v in job.image.items() if k not in SOURCE_URL_KEYS}
     image.update(id=out_image_id, file_name=file_name, width=width, height=height)
@@ -174,6 +195,8 @@ def make_record(
     }
     if rejected:
         image["inpaint_aug"]["rejected"] = [edit_provenance(m) for m in rejected]
+    if background:
+        image["inpaint_aug"].update(mode="background", background=_background(background[0]))
     anns = tuple(carry_annotation(a, width, height) for a in job.annotations)
     indexes = tuple(m.edit.ann_index for m in made)
     return ImageRecord(

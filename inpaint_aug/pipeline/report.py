@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,11 @@ class RunReport:
 
 
 def per_class(
-    ds: CocoDataset, records: list[ImageRecord], skips: list[Skip], copies: int = 1
+    ds: CocoDataset,
+    records: list[ImageRecord],
+    skips: list[Skip],
+    copies: int = 1,
+    targets: Mapping[Any, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per class name: objects edited, edited after a verifier retry, rejected, and skipped.
 
@@ -62,7 +67,8 @@ def per_class(
     once in each of its image's N copies: an edit once per copy it was made in, and a skip
     recorded once for all copies (planning's, a dropped annotation, ``occluded``: see
     :func:`~inpaint_aug.pipeline.predict.copies_of`) N times. ``inpaint-aug validate`` counts
-    the same way.
+    the same way. A class in the output with a target (``--balance``, ``target:``) also gets
+    ``target`` and ``reached`` (whether ``edited`` reached it).
     """
 
     def name(cat: Any) -> str:
@@ -70,6 +76,8 @@ def per_class(
 
     table: dict[str, dict[str, Any]] = {}
     for rec in records:
+        if "background" in rec.image.get("inpaint_aug", {}):  # --mode background: images
+            table.setdefault("(background)", _row())["edited"] += 1
         for entry in rec.image.get("inpaint_aug", {}).get("edits", []):
             row = table.setdefault(name(entry["category_id"]), _row())
             row["edited"] += 1
@@ -84,6 +92,9 @@ def per_class(
             row["skipped"][skip.reason] = row["skipped"].get(skip.reason, 0) + copies_of(
                 skip, copies
             )
+    for cat, target in (targets or {}).items():  # classes in the output (edited or skipped)
+        if name(cat) in table:
+            table[name(cat)].update(target=target, reached=table[name(cat)]["edited"] >= target)
     return dict(sorted(table.items()))
 
 

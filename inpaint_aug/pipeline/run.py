@@ -30,6 +30,7 @@ from inpaint_aug.exporters.yolo_layout import check_target
 from inpaint_aug.files import copy_file, inside, make_dirs, write_json
 from inpaint_aug.options import RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
+from inpaint_aug.pipeline.balance import class_targets
 from inpaint_aug.pipeline.engine import EngineStats
 from inpaint_aug.pipeline.execute import execute_local
 from inpaint_aug.pipeline.journal import Journal, fingerprint, has_journal
@@ -111,6 +112,7 @@ def run(
             raise OptionsError.free("--executor ray: workers load their models; pass no objects")
     ds, book = load_inputs(options)
     _export(ds.raw, out, options, check=True)
+    plan = options.plan
     # 2. Check and lock the output folder: one run per OUT (only OUT/.inpaint_aug is made).
     with claimed(out):
         # 3. Plan every edit; number and name every output file.
@@ -148,7 +150,7 @@ def run(
             objects_edited=_objects(edited),
             objects_this_run=_objects(r for r in edited if r.out_image_id not in ended_before),
             annotations_written=len(data["annotations"]),
-            per_class=per_class(ds, edited, all_skips, options.plan.copies),
+            per_class=per_class(ds, edited, all_skips, plan.copies, class_targets(book, plan)),
             skips=tuple(all_skips),
             seconds_model=stats.seconds_model,
             seconds_verify=stats.seconds_verify,
@@ -163,7 +165,7 @@ def run(
 
 
 def _objects(records: Iterable[ImageRecord]) -> int:
-    return sum(len(r.edited_ann_indexes) for r in records)
+    return sum(r.redraws for r in records)
 
 
 def _load_models_first(
