@@ -115,6 +115,8 @@ def test_family_runs_through_model_dir(
     data = run_cli(shapes, prompts_file, out, "--model", str(folder), "--batch-size", "2")
     check_labels_and_pixels(shapes, out, data)
     assert all(im["inpaint_aug"]["model"] == str(folder) for im in data["images"])
+    negatives = {e["negative_prompt"] for im in data["images"] for e in im["inpaint_aug"]["edits"]}
+    assert negatives == ({None} if family == "flux" else {"blurry"})  # FLUX Fill has none
     settings = json.loads((out / "run.json").read_text())["settings"]
     assert settings["model"] == str(folder) and settings["plan"]["resolution"] == 64
 
