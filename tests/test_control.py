@@ -24,11 +24,15 @@ from inpaint_aug.pipeline.loading import check_controlnet
         (1.0, 64, 1.0),  # from 64 px on a side: the whole scale
         (1.0, 500, 1.0),
         (0.33, 100, 0.33),  # never rounded at full size
+        (1.0, 63.9, 0.75),  # side / 64 rounded down to a quarter
+        (1.0, 48, 0.75),
+        (1.0, 47, 0.5),
         (1.0, 32, 0.5),
-        (1.0, 16, 0.25),
-        (0.8, 48, 0.6),
-        (1.0, 50, 0.75),  # 0.78 rounded down to a multiple of 0.05
-        (2.0, 8, 0.25),
+        (1.0, 31, 0.25),
+        (0.8, 16, 0.2),
+        (0.8, 40, 0.4),
+        (2.0, 50, 1.5),
+        (1.0, 15, 0.0),  # under a quarter of 64 px: no control
         (1.0, 0, 0.0),
         (0.0, 20, 0.0),
     ],

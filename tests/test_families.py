@@ -115,6 +115,8 @@ def test_family_runs_through_model_dir(
     data = run_cli(shapes, prompts_file, out, "--model", str(folder), "--batch-size", "2")
     check_labels_and_pixels(shapes, out, data)
     assert all(im["inpaint_aug"]["model"] == str(folder) for im in data["images"])
+    negatives = {e["negative_prompt"] for im in data["images"] for e in im["inpaint_aug"]["edits"]}
+    assert negatives == ({None} if family == "flux" else {"blurry"})  # FLUX Fill has none
     settings = json.loads((out / "run.json").read_text())["settings"]
     assert settings["model"] == str(folder) and settings["plan"]["resolution"] == 64
 
@@ -148,3 +150,12 @@ def test_cli_refuses_control_with_sdxl(shapes, prompts_file, tmp_path):
     args = ["run", str(shapes), "--prompts", str(prompts_file), "--model", str(sdxl)]
     result = CliRunner().invoke(app, [*args, "--control", "canny", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "shape control needs an SD 1.5" in result.stderr
+
+
+def test_vae_slicing_loads_for_every_family(tiny_sdxl_dir, tiny_flux_dir):
+    from inpaint_aug.options import ModelOptions
+    from inpaint_aug.pipeline.backend import DiffusersInpainter
+
+    for model in ("tiny-random", str(tiny_sdxl_dir), str(tiny_flux_dir)):
+        inpainter = DiffusersInpainter.load(ModelOptions(model, device="cpu", vae_slicing=True))
+        assert inpainter.pipe.vae.use_slicing

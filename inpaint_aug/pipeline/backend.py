@@ -230,7 +230,7 @@ def _prepare(pipe: Any, opts: ModelOptions, device: str, lora_offline: bool = Fa
     if opts.lcm_lora:
         use_lcm(pipe, opts.lcm_lora, lora_offline)
     if opts.vae_slicing:
-        pipe.enable_vae_slicing()
+        pipe.vae.enable_slicing()  # diffusers 0.42 pipelines have no enable_vae_slicing
     if opts.cpu_offload and device != "cpu":
         pipe.enable_model_cpu_offload(device=device)
     else:

@@ -8,7 +8,7 @@ the inverse of its objects:
   long side is redrawn at model resolution and the aspect ratio is kept. A larger image is
   redrawn at model resolution and the result resized back up: its background loses detail,
   its objects stay exact. Every crop of a run keeps one ``R x R`` shape, so background crops
-  batch like object crops (padded to ``--batch-size``, one ``--compile``), and neither the model
+  batch like object crops (one shape, so one ``--compile``), and neither the model
   call nor the batch grouping changes. The price is the letterbox band, painted and then
   cropped away (a quarter of the pixels for a 4:3 image).
 * **region** (:func:`~inpaint_aug.pipeline.crops.paintable`): the window minus the union of all

@@ -8,11 +8,12 @@ is (the thresholds the SD 1.5 canny ControlNet was shown in its examples).
 Small objects get a lower conditioning scale, as Kupyn & Rupprecht (ECCV'24) do: a box whose
 shorter side is under :data:`FULL_SCALE_SIDE` source pixels is upscaled a lot to the model's
 resolution, and its edge map is mostly blur and JPEG noise, so following it strictly draws
-that noise. The scale is multiplied by ``min(1, side / 64)`` and rounded to a multiple of
-:data:`SCALE_STEP`, so that edits of similar size share a batch.
+that noise. The scale is multiplied by ``min(1, side / 64)`` rounded down to a quarter
+(:data:`FACTOR_STEP`): 16-31 px get a quarter of it, 32-47 px half, 48-63 px three quarters,
+so there are at most four scales per class and edits of similar size share a batch.
 
 Example:
-    >>> control_scale_for(1.0, 32)
+    >>> control_scale_for(1.0, 40)
     0.5
     >>> control_scale_for(0.8, 200)
     0.8
@@ -28,7 +29,7 @@ import numpy as np
 CANNY_LOW = 100
 CANNY_HIGH = 200
 FULL_SCALE_SIDE = 64  # source pixels: boxes at least this large on their shorter side
-SCALE_STEP = 0.05
+FACTOR_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def edge_map(pixels: np.ndarray, low: int = CANNY_LOW, high: int = CANNY_HIGH) -
 def control_scale_for(scale: float, side: float, full: int = FULL_SCALE_SIDE) -> float:
     """The conditioning scale of an object whose box has ``side`` pixels on its shorter side.
 
-    ``scale`` itself from ``full`` pixels up; below, ``scale x side / full`` rounded down to a
-    multiple of :data:`SCALE_STEP`.
+    ``scale`` itself from ``full`` pixels up; below, ``scale`` times ``side / full`` rounded
+    down to a multiple of :data:`FACTOR_STEP` (0 under a quarter of ``full``).
 
     Args:
         scale: the class's (or the run's) ``control_scale``.
@@ -74,5 +75,5 @@ def control_scale_for(scale: float, side: float, full: int = FULL_SCALE_SIDE) ->
     """
     if side >= full:
         return scale
-    steps = int(scale * max(0.0, float(side)) / full / SCALE_STEP + 1e-9)
-    return round(steps * SCALE_STEP, 4)
+    quarters = int(max(0.0, float(side)) / full / FACTOR_STEP + 1e-9)
+    return round(scale * quarters * FACTOR_STEP, 4)

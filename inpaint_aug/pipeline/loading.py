@@ -63,7 +63,9 @@ def check_controlnet(controlnet: str | None) -> bool:
                 f"ControlNet {path}: not a diffusers ControlNet folder (no config.json)"
             )
         return False
-    if controlnet.count("/") != 1 or controlnet.startswith((".", "/", "~")) or path.exists():
+    if path.is_file():
+        raise ModelError(f"ControlNet {path}: a file; pass the folder that holds its config.json")
+    if controlnet.count("/") != 1 or controlnet.startswith((".", "/", "~")):
         raise ModelError(
             f"ControlNet {controlnet}: no such folder, and not a hub id like 'org/name'"
         )

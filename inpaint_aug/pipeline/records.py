@@ -16,19 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from inpaint_aug import geometry as geo
-from inpaint_aug.choices import ImageFormat
+from inpaint_aug.choices import ImageFormat, ModelFamily
 from inpaint_aug.dataset.images import output_format
 from inpaint_aug.files import unique_name
+from inpaint_aug.model_family import model_family
 from inpaint_aug.pipeline.background import REGION as BACKGROUND
 from inpaint_aug.pipeline.plan import Edit, ImageJob
 
 IMAGES_DIR = "images"
 SOURCE_URL_KEYS = ("coco_url", "flickr_url")
 BACKGROUND_KEYS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "strength")
+family_of_model = lru_cache(maxsize=16)(model_family)  # read once per model, not per image
 
 
 @dataclass(frozen=True)
@@ -195,8 +198,15 @@ def make_record(
     }
     if rejected:
         image["inpaint_aug"]["rejected"] = [edit_provenance(m) for m in rejected]
+    flux = family_of_model(model) is ModelFamily.flux  # FLUX Fill takes no negative prompt
+    if flux:
+        for entry in image["inpaint_aug"]["edits"] + image["inpaint_aug"].get("rejected", []):
+            entry["negative_prompt"] = None
     if background:
-        image["inpaint_aug"].update(mode="background", background=_background(background[0]))
+        record = _background(background[0])
+        if flux:
+            record["negative_prompt"] = None
+        image["inpaint_aug"].update(mode="background", background=record)
     anns = tuple(carry_annotation(a, width, height) for a in job.annotations)
     indexes = tuple(m.edit.ann_index for m in made)
     return ImageRecord(
