@@ -31,19 +31,13 @@ from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.background import background_edit
 from inpaint_aug.pipeline.balance import add_extra_copies, class_targets, shortfalls
+from inpaint_aug.pipeline.carry import (  # noqa: F401 - re-exported: the plan's records
+    Skip,
+    check_annotation,
+    check_image,
+    kept_annotations,
+)
 from inpaint_aug.pipeline.control import ControlSpec, control_scale_for
-
-
-@dataclass(frozen=True)
-class Skip:
-    """Something not done, and why. ``kind`` is ``image``, ``annotation`` or ``edit``."""
-
-    kind: str
-    reason: str
-    detail: str
-    image_id: Any = None
-    annotation_id: Any = None
-    category_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -86,45 +80,6 @@ def derive_seed(seed: int, image_id: Any, annotation_id: Any, copy: int) -> int:
     """A 31-bit seed for one edit from what identifies it only: never batch size or order."""
     key = f"{seed}:{image_id}:{annotation_id}:{copy}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def _key(value: Any) -> Any:
-    """An id usable as a dict key; unhashable ids (lists, dicts) match nothing."""
-    return value if isinstance(value, (int, str)) else None
-
-
-def _plain(value: Any) -> Any:
-    """A value fit for a report (and hashable): odd ids such as lists become their repr."""
-    return value if value is None or isinstance(value, (int, float, str)) else repr(value)
-
-
-def check_annotation(ann: dict[str, Any], ds: CocoDataset) -> Skip | None:
-    """Return a drop-``Skip`` when an annotation cannot be carried over, else ``None``."""
-    image = ds.images_by_id.get(_key(ann.get("image_id")))
-    ids = {
-        "image_id": _plain(ann.get("image_id")),
-        "annotation_id": _plain(ann.get("id")),
-        "category_id": _plain(ann.get("category_id")),
-    }
-    if image is None:
-        return Skip("annotation", "unknown-image", f"image_id {ann.get('image_id')!r}", **ids)
-    if _key(ann.get("category_id")) not in ds.categories_by_id:
-        cat = ann.get("category_id")
-        return Skip("annotation", "unknown-category", f"category_id {cat!r}", **ids)
-    width, height = int(image.get("width") or 0), int(image.get("height") or 0)
-    if not geo.box_is_valid(ann.get("bbox")):
-        return Skip("annotation", "bad-box", f"bbox {ann.get('bbox')!r}", **ids)
-    x0, y0, x1, y1 = geo.clip_xyxy(geo.xywh_to_xyxy(ann["bbox"]), width, height)
-    if x1 <= x0 or y1 <= y0:
-        return Skip("annotation", "box-outside-image", f"bbox {ann['bbox']!r}", **ids)
-    seg = ann.get("segmentation")
-    if geo.segmentation_kind(seg) != "none":
-        try:
-            if geo.segmentation_area(seg, ann["bbox"], height, width) <= 0:
-                return Skip("annotation", "empty-mask", "the mask has no pixels", **ids)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
-            return Skip("annotation", "bad-segmentation", str(err), **ids)
-    return None
 
 
 def plan_image(
@@ -233,41 +188,6 @@ def _overlapping(anns: list[dict[str, Any]], index: int, window: geo.Window) -> 
         if i != index and x0 < wx1 and x1 > wx0 and y0 < wy1 and y1 > wy0:
             hits.append(i)
     return tuple(hits)
-
-
-def kept_annotations(
-    ds: CocoDataset, image_ids: set[Any] | None = None
-) -> tuple[dict[Any, list[dict[str, Any]]], list[Skip]]:
-    """Annotations that can be carried over, by image id, and a drop-``Skip`` for the rest.
-
-    Only images in ``image_ids`` are considered when it is given (unknown image ids always are).
-    """
-    skips: list[Skip] = []
-    kept: dict[Any, list[dict[str, Any]]] = {}
-    for ann in ds.annotations:
-        image_id = _key(ann.get("image_id"))
-        image = ds.images_by_id.get(image_id)
-        if image is not None and (image_ids is not None and image_id not in image_ids):
-            continue
-        if image is not None and check_image(image):
-            continue  # the image itself is skipped (bad size), reported once
-        problem = check_annotation(ann, ds)
-        if problem:
-            skips.append(problem)
-        else:
-            kept.setdefault(image_id, []).append(ann)
-    return kept, skips
-
-
-def check_image(image: dict[str, Any]) -> Skip | None:
-    """An image entry needs a positive integer width and height and a file name."""
-    w, h = image.get("width"), image.get("height")
-    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (w, h))
-    if not ok:
-        return Skip("image", "bad-size", f"width {w!r}, height {h!r}", image.get("id"))
-    if not isinstance(image.get("file_name"), str) or not image["file_name"].strip():
-        return Skip("image", "no-file-name", f"file_name {image.get('file_name')!r}", image["id"])
-    return None
 
 
 def plan_dataset(
