@@ -79,9 +79,12 @@ def one_run(args, coco, prompts, model, out: Path, executor: str, actors: int | 
         verify="off",
         **extra,
     )
+    seen: list[tuple[float, int]] = []
     t0 = time.perf_counter()
-    report = run(options, progress=False)
+    report = run(options, progress=lambda done, _total: seen.append((time.perf_counter(), done)))
     wall = time.perf_counter() - t0
+    (t_first, n_first), (t_last, n_last) = seen[0], seen[-1]
+    steady = (n_last - n_first) / (t_last - t_first) if t_last > t_first else float("nan")
     digest = hashlib.sha256()
     for path in sorted((out / "images").iterdir()):
         digest.update(path.read_bytes())
@@ -89,6 +92,8 @@ def one_run(args, coco, prompts, model, out: Path, executor: str, actors: int | 
         "wall_s": wall,
         "objects": report.objects_edited,
         "objects_per_s": report.objects_edited / wall,
+        "steady_objects_per_s": steady,
+        "first_result_s": t_first - t0,
         "model_s": report.seconds_model,
         "load_s": report.seconds_load,
         "digest": digest.hexdigest()[:16],
@@ -125,13 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarize(args, runs, ray_init_s, torch_version, ray_version) -> dict[str, Any]:
-    med = {
-        n: {
-            k: statistics.median(r[k] for r in rs)
-            for k in ("wall_s", "objects_per_s", "model_s", "load_s")
-        }
-        for n, rs in runs.items()
-    }
+    keys = ("wall_s", "objects_per_s", "steady_objects_per_s", "first_result_s", "model_s")
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in keys} for n, rs in runs.items()}
     local = med["local"]["wall_s"]
     return {
         "machine": {
@@ -148,6 +148,8 @@ def summarize(args, runs, ray_init_s, torch_version, ray_version) -> dict[str, A
         "median": med,
         "ray1_overhead": med["ray-1"]["wall_s"] / local - 1,
         "ray2_speedup_over_ray1": med["ray-2"]["objects_per_s"] / med["ray-1"]["objects_per_s"],
+        "ray2_steady_speedup": med["ray-2"]["steady_objects_per_s"]
+        / med["ray-1"]["steady_objects_per_s"],
         "identical_output": len({r["digest"] for rs in runs.values() for r in rs}) == 1,
         "objects": runs["local"][0]["objects"],
         "runs": runs,
@@ -156,16 +158,17 @@ def summarize(args, runs, ray_init_s, torch_version, ray_version) -> dict[str, A
 
 def print_table(f: dict[str, Any]) -> None:
     print(f"objects per run: {f['objects']}; ray.init {f['ray_init_s']:.1f}s (once)")
-    print("| setup | wall s | objects/s | model s | load s |")
-    print("|---|---|---|---|---|")
+    print("| setup | wall s | first result s | objects/s (wall) | objects/s (steady) | model s |")
+    print("|---|---|---|---|---|---|")
     for name, m in f["median"].items():
         print(
-            f"| {name} | {m['wall_s']:.1f} | {m['objects_per_s']:.2f} | {m['model_s']:.1f} | "
-            f"{m['load_s']:.1f} |"
+            f"| {name} | {m['wall_s']:.1f} | {m['first_result_s']:.1f} | "
+            f"{m['objects_per_s']:.2f} | {m['steady_objects_per_s']:.2f} | {m['model_s']:.1f} |"
         )
     print(
         f"ray (1 actor) wall vs local: {f['ray1_overhead']:+.1%}; 2 actors vs 1: "
-        f"{f['ray2_speedup_over_ray1']:.2f}x objects/s; identical output: {f['identical_output']}"
+        f"{f['ray2_speedup_over_ray1']:.2f}x objects/s (steady {f['ray2_steady_speedup']:.2f}x); "
+        f"identical output: {f['identical_output']}"
     )
 
 
