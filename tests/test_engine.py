@@ -84,3 +84,23 @@ def test_results_do_not_depend_on_worker_threads(shapes, prompts_file, tmp_path,
         a = np.asarray(Image.open(tmp_path / "one" / name))
         b = np.asarray(Image.open(tmp_path / "many" / name))
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "torch_threads", "cores", "expected"),
+    [
+        pytest.param(2, "cpu", 2, 2, 1, id="cpu-torch-takes-every-core"),
+        pytest.param(4, "cpu", 2, 8, 4, id="cpu-free-cores-cap-nothing"),
+        pytest.param(8, "cpu", 2, 8, 6, id="cpu-capped-by-free-cores"),
+        pytest.param(8, "cpu", None, 8, 1, id="cpu-unknown-threads-all-cores"),
+        pytest.param(8, "cuda:0", None, 6, 5, id="gpu-one-core-drives-it"),
+        pytest.param(3, "mps", 4, 16, 3, id="mps-requested-caps"),
+        pytest.param(1, "cuda", 1, 1, 1, id="at-least-one"),
+    ],
+)
+def test_helper_threads_use_the_cores_torch_leaves(
+    requested, device, torch_threads, cores, expected
+):
+    from inpaint_aug.pipeline.engine import helper_threads
+
+    assert helper_threads(requested, device, torch_threads, cores) == expected

@@ -105,7 +105,7 @@ def run_command(
     max_copies: MaxCopies = PLAN.max_copies,
     limit: Limit = None,
     batch_size: BatchSize = RUN["batch_size"],
-    workers: Annotated[int, _flag("Threads for decoding and cropping.", SPEED)] = RUN["workers"],
+    workers: Annotated[int, _flag("Max threads for decoding, cropping.", SPEED)] = RUN["workers"],
     compile: Annotated[
         bool, _flag("torch.compile the UNet (GPU; one shape).", SPEED, "--compile")
     ] = False,

@@ -90,7 +90,7 @@ def execute_ray(
         return EngineStats(0.0, 0), 0.0
     started = _init(options.ray_address)
     try:
-        resources = _resources(options)
+        resources = _resources(options, len(todo))
         token = _check_shared(Path(options.out).resolve(), resources)
         total = sum(len(t.job.edits) for t in tasks)
         kept = lambda: kept_message(len(journal.ended), len(tasks))  # noqa: E731
@@ -119,17 +119,22 @@ def _init(address: str | None) -> bool:
     return True
 
 
-def _resources(options: RunOptions) -> dict[str, Any]:
-    """Each actor's resources and the pool: one GPU per actor when the cluster has GPUs."""
+def _resources(options: RunOptions, chunks: int) -> dict[str, Any]:
+    """Each actor's resources and the pool (never more actors than chunks).
+
+    On a cluster with GPUs (and no ``--device cpu``): one GPU per actor, ``--ray-actors`` of
+    them, or from one up to one per GPU. Else CPU actors (``--ray-actors``, default one), each
+    with an equal share of the cluster's CPUs.
+    """
     import ray
 
     cluster = ray.cluster_resources()
     gpus, cpus = int(cluster.get("GPU", 0)), max(1, int(cluster.get("CPU", 1)))
     if gpus and options.device not in ("cpu", "mps"):
         size = options.ray_actors
-        pool = {"size": size} if size else {"min_size": 1, "max_size": gpus}
+        pool = {"size": min(size, chunks)} if size else {"min_size": 1, "max_size": gpus}
         return {"num_gpus": 1, "pool": pool, "device": "cuda"}
-    actors = options.ray_actors or 1
+    actors = min(options.ray_actors or 1, chunks)
     return {"num_cpus": max(1, cpus // actors), "pool": {"size": actors}, "device": "cpu"}
 
 
@@ -184,6 +189,8 @@ def _rows(
     context.execution_options.preserve_order = True  # journal order as in a local run
     context.enable_progress_bars = False
     context.max_consecutive_actor_init_deaths = 1  # a model that cannot load: stop, not loop
+    if not log.isEnabledFor(logging.INFO):  # Ray Data's start/finish lines only when asked
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"chunk": pickle.dumps((c, frozenset(ended & _numbers(c))))} for c in todo]
     data = ray.data.from_items(items, override_num_blocks=len(items))
     worker_settings = {**settings, "device": resources["device"]}

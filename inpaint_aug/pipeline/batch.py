@@ -238,7 +238,12 @@ class ModelCaller:
                 "--cpu-offload, --vae-slicing or a lower --resolution"
             ) from None
         self.batch_size //= 2
-        log.warning("%s; going on with --batch-size %d", err, self.batch_size)
+        log.warning(
+            "%s; going on with --batch-size %d (planned batches are split from here: results "
+            "may differ from an unsplit run by float rounding)",
+            err,
+            self.batch_size,
+        )
 
 
 def redraw_grouped(
