@@ -97,3 +97,21 @@ def sd15_scheduler() -> Any:
         steps_offset=1,
         set_alpha_to_one=False,
     )
+
+
+def sd15_controlnet(device: str = "cpu") -> Any:
+    """An SD 1.5 ControlNet (the UNet's encoder half, ~361M parameters), random weights."""
+    import torch
+    from diffusers import ControlNetModel
+
+    with torch.device(device):
+        return ControlNetModel(
+            in_channels=4,
+            conditioning_channels=3,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            layers_per_block=2,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            conditioning_embedding_out_channels=(16, 32, 96, 256),
+        )

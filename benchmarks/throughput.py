@@ -27,6 +27,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,13 @@ from inpaint_aug.pipeline.backend import (
     compile_denoiser,
     pick_device,
 )
+from inpaint_aug.pipeline.control import edge_map
 from inpaint_aug.pipeline.loading import quiet_libraries
 from inpaint_aug.pipeline.plan import derive_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flops
-from sd15 import build_sd15_pipeline
+from sd15 import build_sd15_pipeline, sd15_controlnet
 
 PROMPT, NEGATIVE = "a photo of a {name}", "blurry, low quality"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -97,6 +99,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also verify each redraw (its time is reported apart); clip/owlv2 need the weights",
     )
     p.add_argument(
+        "--control",
+        choices=("none", "canny"),
+        default="none",
+        help="canny: redraw through a ControlNet (random weights, the arch's size); no baseline",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("object", "background"),
+        default="object",
+        help="background: redraw each image's background (one edit per image); no baseline",
+    )
+    p.add_argument(
         "--compile",
         choices=("none", "full", "regional"),
         default="none",
@@ -120,6 +134,8 @@ def plan_settings(args: argparse.Namespace) -> PlanSettings:
         guidance=args.guidance,
         strength=args.strength,
         min_size=args.min_size,
+        control=args.control,
+        mode=args.mode,
     )
 
 
@@ -135,7 +151,10 @@ def build_dataset(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
         objects_per_image=(lo, hi),
     )
     prompts = root / "prompts.yaml"
-    prompts.write_text(f"default:\n  prompt: '{PROMPT}'\n  negative: '{NEGATIVE}'\n")
+    prompts.write_text(
+        f"default:\n  prompt: '{PROMPT}'\n  negative: '{NEGATIVE}'\n"
+        f"background:\n  prompt: 'a wooden table, daylight'\n  negative: '{NEGATIVE}'\n"
+    )
     return coco, prompts
 
 
@@ -157,9 +176,28 @@ def build_inpainter(args: argparse.Namespace, device: str, dtype: Any) -> Any:
             pipe.unet.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)
         inpainter = DiffusersInpainter(pipe, "sd15-random", device)
+    if args.control == "canny":
+        inpainter = with_random_controlnet(inpainter, args, device, dtype)
     if args.compile != "none":
         compile_denoiser(inpainter.pipe, regional=args.compile == "regional")
     return inpainter
+
+
+def with_random_controlnet(
+    inpainter: DiffusersInpainter, args: argparse.Namespace, device: str, dtype: Any
+) -> DiffusersInpainter:
+    """The same model driven through a random-weight ControlNet of the arch's size."""
+    from diffusers import StableDiffusionControlNetInpaintPipeline
+
+    from inpaint_aug.pipeline.tiny_families import build_tiny_controlnet
+
+    net = build_tiny_controlnet() if args.arch == "tiny" else sd15_controlnet(device)
+    pipe = StableDiffusionControlNetInpaintPipeline(
+        **inpainter.pipe.components, controlnet=net.to(device=device, dtype=dtype)
+    )
+    params = sum(p.numel() for p in net.parameters())
+    print(f"ControlNet parameters: {params / 1e6:.1f}M")
+    return DiffusersInpainter(pipe, inpainter.name, device)
 
 
 class StandIn:
@@ -323,6 +361,8 @@ def warm_up(inpainter: DiffusersInpainter, args: argparse.Namespace, device: str
     mask = np.zeros((res, res), np.uint8)
     mask[res // 4 : 3 * res // 4, res // 4 : 3 * res // 4] = 255
     request = InpaintRequest(pixels, mask, "warm up", NEGATIVE, 0, 1, args.guidance, args.strength)
+    if args.control != "none":
+        request = replace(request, control=edge_map(pixels), control_scale=1.0)
     inpainter.inpaint([request] * args.batch_size)
     if not args.skip_baseline:
         edit = {"prompt": "warm up", "pad": 8, "seed": 0, "resolution": res, "steps": 1}
@@ -395,6 +435,8 @@ def settings_dict(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_images": args.baseline_images,
         "verify": args.verify,
         "compile": args.compile,
+        "control": args.control,
+        "mode": args.mode,
     }
 
 
@@ -469,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     dtype = getattr(torch, DTYPES[args.dtype or default_dtype(args.arch, device)])
     inpainter = build_inpainter(args, device, dtype)
-    args.skip_baseline = args.skip_baseline or args.arch == "standin"
+    no_baseline = args.arch == "standin" or args.control != "none" or args.mode != "object"
+    args.skip_baseline = args.skip_baseline or no_baseline  # the naive loop has no such mode
     with tempfile.TemporaryDirectory(prefix="inpaint-aug-bench-") as tmp:
         root = Path(tmp)
         coco, prompts = build_dataset(root, args)

@@ -48,6 +48,18 @@ def test_standin_measures_the_cpu_side_alone(tmp_path: Path) -> None:
     assert "tflop_per_object" not in figures
 
 
+def test_controlnet_and_background_modes_report_their_costs(tmp_path: Path) -> None:
+    small = ["--images", "2", "--size", "128x96", "--resolution", "64", "--steps", "1"]
+    control, background = tmp_path / "control.json", tmp_path / "background.json"
+    _run([*small, "--batch-size", "2", "--control", "canny", "--json", str(control)])
+    _run([*small, "--batch-size", "2", "--mode", "background", "--json", str(background)])
+    with_net = json.loads(control.read_text(encoding="utf-8"))
+    assert with_net["baseline"] is None and with_net["controlnet_tflop_per_object"] > 0
+    scenes = json.loads(background.read_text(encoding="utf-8"))
+    assert scenes["tool"]["objects"] == 2  # one background per image
+    assert scenes["controlnet_tflop_per_object"] == 0
+
+
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
