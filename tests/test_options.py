@@ -71,6 +71,14 @@ def test_plan_settings_refuse_bad_values(values, option, shown):
         pytest.param({"preset": "turbo"}, "--preset", "quality, fast", id="preset"),
         pytest.param({"model": ""}, "--model", "hub id", id="model-empty"),
         pytest.param({"resume": "yes"}, "--resume", "true or false", id="resume-str"),
+        pytest.param({"executor": "spark"}, "--executor", "local, ray", id="executor"),
+        pytest.param({"executor": "ray", "ray_actors": 0}, "--ray-actors", ">= 1", id="ray-actors"),
+        pytest.param(
+            {"executor": "ray", "ray_address": " "}, "--ray-address", "HOST:PORT", id="address"
+        ),
+        pytest.param(
+            {"ray_address": "auto"}, "--ray-address", "needs --executor ray", id="address-local"
+        ),
     ],
 )
 def test_run_options_refuse_bad_values_before_reading_anything(values, option, allowed):

@@ -6,7 +6,7 @@ so composition and output are identical). ``map_batches`` hands one row per call
 :class:`~inpaint_aug.executors.ray_worker.ChunkWorker` actors (``ActorPoolStrategy``; one GPU
 per actor on a GPU cluster, else CPUs); each actor loads the model once and runs the local
 engine on its chunk, writing finished images under OUT. The driver journals what comes back
-as it streams in (in chunk order), feeds the progress callback, and the run assembles
+as each chunk finishes (in any order), feeds the progress callback, and the run assembles
 ``annotations.json`` as usual.
 
 * **Start.** ``ray.init`` joins ``--ray-address`` (``auto``: the cluster ``ray start`` began
@@ -182,11 +182,13 @@ def _rows(
     options: RunOptions,
     resources: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
-    """The chunks through the actor pool, one row per call, streamed back in chunk order."""
+    """The chunks through the actor pool, one row per call, streamed back as each finishes."""
     import ray
 
     context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # journal order as in a local run
+    # Chunks are journaled as they finish, in any order (annotations.json is sorted by id):
+    # waiting for chunk order would let one slow actor hold back every other's results.
+    context.execution_options.preserve_order = False
     context.enable_progress_bars = False
     context.max_consecutive_actor_init_deaths = 1  # a model that cannot load: stop, not loop
     if not log.isEnabledFor(logging.INFO):  # Ray Data's start/finish lines only when asked
@@ -209,8 +211,9 @@ def _rows(
             max_task_retries=RETRIES,
             **needs,
         )
-    try:
-        yield from mapped.iter_rows()
+    try:  # iter_rows holds each row back until the next one is ready: take batches of one
+        for batch in mapped.iter_batches(batch_size=1, prefetch_batches=0, batch_format="numpy"):
+            yield {key: values[0] for key, values in batch.items()}
     except (ray.exceptions.RayError, ray.exceptions.RayTaskError) as err:
         raise _fatal(err) from None
 
