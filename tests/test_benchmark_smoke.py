@@ -28,6 +28,7 @@ def test_throughput_script_runs_and_dumps_figures(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     args = ["--arch", "tiny", "--device", "cpu", "--images", "2", "--size", "128x96"]
     args += ["--resolution", "64", "--steps", "1", "--batch-size", "2", "--json", str(out)]
+    args += ["--rounds", "2"]
     done = _run(args)
     figures = json.loads(out.read_text(encoding="utf-8"))
     for key in KEYS:
@@ -37,6 +38,7 @@ def test_throughput_script_runs_and_dumps_figures(tmp_path: Path) -> None:
     assert figures["tool"]["objects"] == figures["baseline"]["objects"] > 0
     assert "ratio tool/baseline" in done.stdout
     assert figures["fraction_of_peak"] is None  # no peak known for a CPU
+    assert len(figures["rounds"]) == 2 and all(r["baseline"] > 0 for r in figures["rounds"])
     assert "TFLOP/object" in done.stdout
 
 
