@@ -62,11 +62,19 @@ class FlopBudget:
 
     def per_object(self, steps: int, guidance: float, strength: float) -> float:
         """Model FLOPs to redraw one object with these settings."""
-        forwards = int(steps * strength) * (2 if guidance > 1.0 else 1)
         encodes = 1 if strength >= 1.0 else 2
-        return (
-            forwards * (self.unet + self.controlnet) + encodes * self.vae_encode + self.vae_decode
-        )
+        unet = _forwards(steps, guidance, strength) * self.unet
+        vae = encodes * self.vae_encode + self.vae_decode
+        return unet + self.controlnet_per_object(steps, guidance, strength) + vae
+
+    def controlnet_per_object(self, steps: int, guidance: float, strength: float) -> float:
+        """The ControlNet's share of :meth:`per_object` (0 without one)."""
+        return _forwards(steps, guidance, strength) * self.controlnet
+
+
+def _forwards(steps: int, guidance: float, strength: float) -> int:
+    """Denoiser forwards per object: ``int(steps x strength)``, doubled by guidance > 1."""
+    return int(steps * strength) * (2 if guidance > 1.0 else 1)
 
 
 def count_flops(fn: Any) -> float:

@@ -579,12 +579,13 @@ def median_round(rounds: list[tuple[dict, dict | None]]) -> tuple[dict, dict | N
 def flop_figures(pipe: Any, args: argparse.Namespace, figures: dict, device: str) -> dict:
     """Model FLOPs per object (from the configs), achieved TFLOP/s, and the share of peak."""
     budget = flops.count_pipeline(pipe, args.resolution)
-    per_object = budget.per_object(args.steps, args.guidance, args.strength)
+    schedule = (args.steps, args.guidance, args.strength)
+    per_object = budget.per_object(*schedule)
     peak = args.peak_tflops or flops.peak_tflops(device)
     tool, base = figures["tool"], figures["baseline"]
     out = {
         "tflop_per_object": per_object / 1e12,
-        "controlnet_tflop_per_object": (per_object - without_controlnet(budget, args)) / 1e12,
+        "controlnet_tflop_per_object": budget.controlnet_per_object(*schedule) / 1e12,
         "tool_tflops": flops.achieved(tool["objects"], tool["seconds"], per_object),
         "tool_model_tflops": flops.achieved(tool["objects"], tool["seconds_model"], per_object),
         "baseline_tflops": None,
@@ -596,12 +597,6 @@ def flop_figures(pipe: Any, args: argparse.Namespace, figures: dict, device: str
     if peak:
         out["fraction_of_peak"] = out["tool_tflops"] / peak
     return out
-
-
-def without_controlnet(budget: flops.FlopBudget, args: argparse.Namespace) -> float:
-    """The per-object FLOPs with the ControlNet's share left out."""
-    plain = flops.FlopBudget(budget.unet, budget.vae_encode, budget.vae_decode)
-    return plain.per_object(args.steps, args.guidance, args.strength)
 
 
 def default_dtype(arch: str, device: str) -> str:

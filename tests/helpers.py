@@ -62,3 +62,16 @@ def make_edit(
         guidance=2.5,
         strength=0.5,
     )
+
+
+class CrashAfter:
+    """The tiny model, but the run 'dies' (an exception) on call number ``calls + 1``."""
+
+    def __init__(self, inner, calls: int) -> None:
+        self.inner, self.name, self.left = inner, inner.name, calls
+
+    def inpaint(self, batch):
+        if self.left == 0:
+            raise RuntimeError("simulated crash")
+        self.left -= 1
+        return self.inner.inpaint(batch)

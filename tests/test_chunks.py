@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import CrashAfter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,19 +140,6 @@ def test_padding_only_with_compile(shapes, prompts_file, tmp_path, compile_):
     else:
         assert sum(model.sizes) == report.objects_edited, "no padded slot"
         assert min(model.sizes) < 3, "a bucket's last batch is not padded"
-
-
-class CrashAfter:
-    """The tiny model, but the run 'dies' (an exception) on call number ``calls + 1``."""
-
-    def __init__(self, inner, calls: int) -> None:
-        self.inner, self.name, self.left = inner, inner.name, calls
-
-    def inpaint(self, batch):
-        if self.left == 0:
-            raise RuntimeError("simulated crash")
-        self.left -= 1
-        return self.inner.inpaint(batch)
 
 
 def digests(out: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CrashAfter
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -246,19 +247,6 @@ def copy_of(ref: Reference, dest: Path) -> Path:
 
 # --------------------------------------------------------------------------------------------
 # resume semantics (in-process)
-
-
-class CrashAfter:
-    """The tiny model, but the process 'dies' (an exception) on call number ``calls + 1``."""
-
-    def __init__(self, inner, calls: int) -> None:
-        self.inner, self.name, self.left = inner, inner.name, calls
-
-    def inpaint(self, batch):
-        if self.left == 0:
-            raise RuntimeError("simulated crash")
-        self.left -= 1
-        return self.inner.inpaint(batch)
 
 
 def test_resume_skips_finished_images_and_equals_uninterrupted(
