@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -199,3 +200,11 @@ def test_preview_shows_a_background_run(shapes, bg_prompts, tmp_path, tiny_inpai
     items = items_from_run(out_dir, n=2)
     assert len(items) == 2 and all(i.label.startswith("background · image") for i in items)
     assert all((i.before != i.after).any() for i in items)
+
+
+def test_progress_counts_backgrounds(shapes, bg_prompts, tmp_path, tiny_inpainter, capsys):
+    options = RunOptions(shapes, bg_prompts, tmp_path / "out", model="tiny-random", plan=BACKGROUND)
+    run(options, inpainter=tiny_inpainter)  # stderr is no terminal here: plain lines
+    err = capsys.readouterr().err
+    assert re.search(r"inpainting: (\d+)/\1 backgrounds \(100%\), [\d.?]+ backgrounds/s", err), err
+    assert "objects" not in err

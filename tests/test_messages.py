@@ -426,3 +426,14 @@ def test_cli_device_forms(tmp_path):
         result = CliRunner().invoke(app, [*args, "--device", "cuda:0"])
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 1 and len(lines) == 1 and "no CUDA GPU" in lines[0]
+
+
+def test_line_progress_names_its_unit():
+    out, clock = io.StringIO(), Clock()
+    report = LineProgress(out, interval=0.0, clock=clock, unit="backgrounds")
+    report(1, 2)
+    clock.now += 4
+    report(2, 2)
+    assert out.getvalue().splitlines() == [
+        "inpainting: 2/2 backgrounds (100%), 0.25 backgrounds/s, done in 4s"
+    ]

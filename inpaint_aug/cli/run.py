@@ -55,7 +55,7 @@ from inpaint_aug.cli.common import (
     setup_logging,
 )
 from inpaint_aug.options import LCM_LORA, PlanSettings, RunOptions, VerifySettings
-from inpaint_aug.pipeline.progress import auto_progress
+from inpaint_aug.pipeline.progress import auto_progress, unit_for
 from inpaint_aug.pipeline.report import RunReport
 from inpaint_aug.pipeline.run import run
 from inpaint_aug.pipeline.verifier_loading import DEFAULT_CLIP, DEFAULT_OWLV2
@@ -246,7 +246,7 @@ def _run_with_progress(options: RunOptions, quiet: bool) -> RunReport:
     A bar on a terminal; plain lines when stderr is a pipe or a file (nohup, a scheduler), every
     30 s (``$INPAINT_AUG_PROGRESS_INTERVAL``) and one at the end.
     """
-    reporter = None if quiet else auto_progress(leave=False)
+    reporter = None if quiet else auto_progress(leave=False, unit=unit_for(options.plan.mode))
     try:
         return run(options, progress=reporter or False)
     finally:

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 INTERVAL = 30.0  # seconds between two plain progress lines
 INTERVAL_ENV = "INPAINT_AUG_PROGRESS_INTERVAL"
 LABEL = "inpainting"
+UNIT = "objects"  # what progress counts; "backgrounds" in --mode background (see unit_for)
+SHORT = {"objects": "obj", "backgrounds": "bg"}  # a bar's unit
 KINDS = {"annotation": "annotations dropped", "edit": "not redrawn", "image": "images not written"}
 
 Progress = Callable[[int, int], None]
@@ -77,6 +79,7 @@ class LineProgress:
         stream: where lines go (``None``: ``sys.stderr`` at the time of writing).
         interval: seconds between lines (``None``: :func:`progress_interval`).
         clock: seconds, monotonic (tests pass a fake one).
+        unit: what is counted, plural (``backgrounds`` in ``--mode background``).
     """
 
     def __init__(
@@ -84,8 +87,10 @@ class LineProgress:
         stream: TextIO | None = None,
         interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = UNIT,
     ) -> None:
         self.stream = stream
+        self.unit = unit
         self.interval = progress_interval() if interval is None else interval
         self.clock = clock
         self.started = self.last_line = clock()
@@ -123,12 +128,12 @@ class LineProgress:
         now, done, total = self.state
         rate = self.rate()
         pct = f" ({100 * done // total}%)" if total else ""
-        speed = f"{rate:.2f} objects/s" if rate else "? objects/s"
+        speed = f"{rate:.2f} {self.unit}/s" if rate else f"? {self.unit}/s"
         if done >= total:
             tail = f"done in {format_duration(now - self.started)}"
         else:
             tail = f"ETA {format_duration((total - done) / rate)}" if rate else "ETA ?"
-        return f"{LABEL}: {done}/{total} objects{pct}, {speed}, {tail}"
+        return f"{LABEL}: {done}/{total} {self.unit}{pct}, {speed}, {tail}"
 
     def _print(self) -> None:
         stream = self.stream or sys.stderr
@@ -144,11 +149,13 @@ class BarProgress:
     Args:
         stream: where a terminal bar draws (``None``: ``sys.stderr``).
         leave: keep the finished bar on screen.
+        unit: what is counted, plural (the bar shows ``obj/s`` or ``bg/s``).
     """
 
-    def __init__(self, stream: TextIO | None = None, leave: bool = True) -> None:
+    def __init__(self, stream: TextIO | None = None, leave: bool = True, unit: str = UNIT) -> None:
         self.stream = stream
         self.leave = leave
+        self.unit = unit
         self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
@@ -157,7 +164,13 @@ class BarProgress:
             from tqdm.auto import tqdm
 
             file = self.stream or sys.stderr
-            self.bar = tqdm(total=total, unit="obj", desc=LABEL, leave=self.leave, file=file)
+            self.bar = tqdm(
+                total=total,
+                unit=SHORT.get(self.unit, self.unit),
+                desc=LABEL,
+                leave=self.leave,
+                file=file,
+            )
         self.bar.total = total
         self.bar.n = done
         self.bar.refresh()
@@ -186,25 +199,39 @@ def is_terminal(stream: Any) -> bool:
         return False
 
 
-def auto_progress(stream: TextIO | None = None, leave: bool = True) -> LineProgress | BarProgress:
+def auto_progress(
+    stream: TextIO | None = None, leave: bool = True, unit: str = UNIT
+) -> LineProgress | BarProgress:
     """A bar on a terminal or in a notebook; plain lines for anything else (a pipe, a file).
 
     Args:
         stream: where progress goes (``None``: ``sys.stderr``).
         leave: keep a finished bar on screen.
+        unit: what is counted, plural (see :func:`unit_for`).
     """
     if in_notebook() or is_terminal(stream or sys.stderr):
-        return BarProgress(stream, leave)
-    return LineProgress(stream)
+        return BarProgress(stream, leave, unit)
+    return LineProgress(stream, unit=unit)
 
 
-def resolve_progress(progress: ProgressArg) -> Progress | None:
+def unit_for(mode: Any) -> str:
+    """What a run's progress counts: ``objects``, or ``backgrounds`` in ``--mode background``.
+
+    Example:
+        >>> unit_for("background"), unit_for("object")
+        ('backgrounds', 'objects')
+    """
+    return "backgrounds" if str(getattr(mode, "value", mode)) == "background" else UNIT
+
+
+def resolve_progress(progress: ProgressArg, unit: str = UNIT) -> Progress | None:
     """What ``run(options, progress=...)`` reports to.
 
     Args:
         progress: ``None`` or ``True``: :func:`auto_progress` (a bar in a notebook or on a
             terminal, plain lines elsewhere); ``False``: nothing; a callable: called with
             ``(objects_done, objects_total)`` after each batch.
+        unit: what the made bar or lines count (see :func:`unit_for`).
 
     Raises:
         OptionsError: anything else.
@@ -212,7 +239,7 @@ def resolve_progress(progress: ProgressArg) -> Progress | None:
     if progress is False:
         return None
     if progress is None or progress is True:
-        return auto_progress()
+        return auto_progress(unit=unit)
     if callable(progress):
         return progress
     raise OptionsError("progress", progress, "None, True, False or a callable(done, total)")

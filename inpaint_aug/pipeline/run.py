@@ -43,7 +43,7 @@ from inpaint_aug.pipeline.plan import (
     plan_dataset,
 )
 from inpaint_aug.pipeline.predict import require_redraw
-from inpaint_aug.pipeline.progress import ProgressArg, log_plan_skips, resolve_progress
+from inpaint_aug.pipeline.progress import ProgressArg, log_plan_skips, resolve_progress, unit_for
 from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
     ImageRecord,
@@ -101,7 +101,9 @@ def run(
         Interrupted: SIGINT or SIGTERM; what is finished is kept, and the same command continues.
     """
     started = time.perf_counter()
-    progress = resolve_progress(progress)  # see inpaint_aug.pipeline.progress
+    progress = resolve_progress(
+        progress, unit_for(options.plan.mode)
+    )  # see inpaint_aug.pipeline.progress
     out = Path(options.out)
     # 1. Read and check the inputs (and the export's target); nothing is written yet.
     if options.executor is Executor.ray:
