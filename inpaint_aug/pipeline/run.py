@@ -101,9 +101,7 @@ def run(
         Interrupted: SIGINT or SIGTERM; what is finished is kept, and the same command continues.
     """
     started = time.perf_counter()
-    progress = resolve_progress(
-        progress, unit_for(options.plan.mode)
-    )  # see inpaint_aug.pipeline.progress
+    progress = resolve_progress(progress, unit_for(options.plan.mode))  # see pipeline.progress
     out = Path(options.out)
     # 1. Read and check the inputs (and the export's target); nothing is written yet.
     if options.executor is Executor.ray:
