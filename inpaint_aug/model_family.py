@@ -12,18 +12,25 @@ Example:
     <ModelFamily.sdxl: 'sdxl'>
     >>> NATIVE_RESOLUTION[ModelFamily.flux]
     1024
+    >>> controlnet_for(ModelFamily.sdxl, DEFAULT_CONTROLNET)
+    'diffusers/controlnet-canny-sdxl-1.0'
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from inpaint_aug.choices import Control, ModelFamily
 from inpaint_aug.errors import OptionsError
 
 LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
 LCM_LORA_SDXL = "latent-consistency/lcm-lora-sdxl"
+DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_canny"
+DEFAULT_CONTROLNET_SDXL = "diffusers/controlnet-canny-sdxl-1.0"
+FAMILY_NAME = {ModelFamily.sd: "SD 1.5", ModelFamily.sdxl: "SDXL", ModelFamily.flux: "FLUX"}
 NATIVE_RESOLUTION = {ModelFamily.sd: 512, ModelFamily.sdxl: 1024, ModelFamily.flux: 1024}
 INDEX = "model_index.json"
 
@@ -60,20 +67,31 @@ def model_family(model: str) -> ModelFamily:
 
 def _class_name(index: Path) -> str | None:
     """``_class_name`` of a ``model_index.json``, or ``None`` when it cannot be read."""
+    data = read_config(index)
+    name = data.get("_class_name") if data is not None else None
+    return name if isinstance(name, str) else None
+
+
+def read_config(path: Path) -> dict[str, Any] | None:
+    """A JSON config file as a dict, or ``None`` when it is missing or unreadable."""
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    name = data.get("_class_name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
+    return data if isinstance(data, dict) else None
 
 
 def _cached_index(repo_id: str) -> Path | None:
     """The cached ``model_index.json`` of a hub id (main revision), or ``None``."""
+    return cached_file(repo_id, INDEX)
+
+
+def cached_file(repo_id: str, filename: str) -> Path | None:
+    """A file of a hub id in the local Hugging Face cache (main revision), or ``None``."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        found = try_to_load_from_cache(repo_id, INDEX)
+        found = try_to_load_from_cache(repo_id, filename)
     except Exception:  # a malformed id, an unreadable cache: not known locally
         return None
     return Path(found) if isinstance(found, str) else None
@@ -83,16 +101,56 @@ def follow_model(model: str, resolution: int | None, control: Control) -> tuple[
     """The model's family and the crop resolution to use (``None``: the model's native size).
 
     Raises:
-        OptionsError: shape control with a model that is not SD 1.5 (the ControlNet
-            inpainting pipeline is SD 1.5 only).
+        OptionsError: shape control with a FLUX model (diffusers has ControlNet inpainting
+            pipelines for SD 1.5 and SDXL, none for FLUX.1 Fill).
     """
     family = model_family(model) if isinstance(model, str) else ModelFamily.sd
-    if control is not Control.none and family is not ModelFamily.sd:
+    if control is not Control.none and family is ModelFamily.flux:
         raise OptionsError.free(
-            f"--control {control}: shape control needs an SD 1.5 inpainting model, and "
-            f"--model {model} is {family.value.upper()}; use --control none"
+            f"--control {control}: shape control needs an SD 1.5 or SDXL inpainting model, and "
+            f"--model {model} is FLUX (FLUX.1 Fill has no ControlNet inpainting pipeline here); "
+            "use --control none"
         )
     return family, NATIVE_RESOLUTION[family] if resolution is None else resolution
+
+
+def controlnet_for(family: ModelFamily, controlnet: str) -> str:
+    """The ControlNet a run loads: the SD 1.5 default stands for the family's own default."""
+    if family is ModelFamily.sdxl and controlnet == DEFAULT_CONTROLNET:
+        return DEFAULT_CONTROLNET_SDXL
+    return controlnet
+
+
+def controlnet_misfit(
+    net: Mapping[str, Any], family: ModelFamily, unet: Mapping[str, Any] | None = None
+) -> str | None:
+    """Why a ControlNet's config does not fit the model, or ``None`` when it fits.
+
+    An SDXL ControlNet has the SDXL UNet's added text-time embedding (``addition_embed_type``
+    ``text_time``) and cross-attention on 2048 features; an SD 1.5 one has neither added
+    embedding and 768 features. The model's own UNet config, when known, is matched exactly on
+    both; else its family decides the embedding.
+
+    Args:
+        net: the ControlNet's ``config.json``.
+        family: the model's family.
+        unet: the model's UNet config, or ``None`` when it is not known without loading.
+    """
+    added, dim = net.get("addition_embed_type"), net.get("cross_attention_dim")
+    want = "text_time" if family is ModelFamily.sdxl else None
+    want_dim = None
+    if unet is not None:
+        want, want_dim = unet.get("addition_embed_type"), unet.get("cross_attention_dim")
+    if added == want and (want_dim is None or dim == want_dim):
+        return None
+    made = "an SDXL" if added == "text_time" else "an SD 1.5-style"
+    model = "" if want_dim is None else f" (cross_attention_dim {want_dim})"
+    default = DEFAULT_CONTROLNET_SDXL if family is ModelFamily.sdxl else DEFAULT_CONTROLNET
+    return (
+        f"{made} ControlNet (cross_attention_dim {dim}, addition_embed_type {added or 'none'}) "
+        f"does not fit the {FAMILY_NAME[family]} model{model}; pass an {FAMILY_NAME[family]} "
+        f"ControlNet with --controlnet (default {default})"
+    )
 
 
 def lcm_lora_for(family: ModelFamily) -> str:

@@ -36,15 +36,20 @@ from inpaint_aug.choices import (
     VerifyMode,
 )
 from inpaint_aug.errors import OptionsError
-from inpaint_aug.model_family import LCM_LORA, follow_model, lcm_lora_for  # noqa: F401 - re-export
+from inpaint_aug.model_family import (  # noqa: F401 - re-exported: options holds every default
+    DEFAULT_CONTROLNET,
+    DEFAULT_CONTROLNET_SDXL,
+    LCM_LORA,
+    controlnet_for,
+    follow_model,
+    lcm_lora_for,
+)
 from inpaint_aug.model_options import (  # noqa: F401 - re-exported: options holds every option
     DEFAULT_MODEL,
     TINY_MODEL,
     ModelOptions,
     VerifySettings,
 )
-
-DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_canny"
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ class PlanSettings:
         min_coverage: an edit is made only if its paintable region covers at least this share
             of its own object (other objects in front of it take the rest).
         control: shape control (:class:`~inpaint_aug.choices.Control`); ``none`` changes nothing.
-        controlnet: the ControlNet of ``control`` (a hub id or a local folder).
+        controlnet: the ControlNet of ``control`` (a hub id or a local folder); the default,
+            the SD 1.5 canny ControlNet, stands for the SDXL one with an SDXL model.
         control_scale: the ControlNet's scale in [0, 2] (lower for small objects: see control).
         keep_outline: erode each object's region by this many pixels (``dilate`` is then not
             applied to it), so a band along its silhouette keeps the source pixels.
@@ -137,7 +143,8 @@ class RunOptions:
     """Everything a run needs; checked when built. The CLI builds one from its flags.
 
     ``preset="fast"`` sets 4 steps, guidance 1 and the model family's LCM-LoRA (unless ``lcm_lora``
-    names another); ``quality`` changes nothing. A ``None`` resolution becomes the model's own.
+    names another); ``quality`` changes nothing. A ``None`` resolution becomes the model's own,
+    and with shape control the default ControlNet becomes the model family's own.
 
     Example:
         >>> RunOptions("a.json", "p.yaml", batch_size=0)
@@ -199,6 +206,9 @@ class RunOptions:
             raise OptionsError.free("--verify: nothing to check in --mode background (use off)")
         family, resolution = follow_model(self.model, self.plan.resolution, self.plan.control)
         object.__setattr__(self, "plan", replace(self.plan, resolution=resolution))
+        if self.plan.control is not Control.none:
+            net = controlnet_for(family, self.plan.controlnet)
+            object.__setattr__(self, "plan", replace(self.plan, controlnet=net))
         if self.preset is Preset.fast:
             object.__setattr__(self, "plan", replace(self.plan, steps=4, guidance=1.0))
             object.__setattr__(self, "lcm_lora", self.lcm_lora or lcm_lora_for(family))

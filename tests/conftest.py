@@ -81,3 +81,33 @@ def tiny_verifier():
     from inpaint_aug.pipeline.verifier_loading import load_verifier
 
     return load_verifier("tiny-clip", None, "cpu", "fp32", None)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    """The tiny random SDXL inpainting pipeline saved with save_pretrained (``--model DIR``)."""
+    from inpaint_aug.pipeline.tiny_families import build_tiny_sdxl
+
+    path = tmp_path_factory.mktemp("sdxl") / "tiny-sdxl"
+    build_tiny_sdxl().save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_dir(tmp_path_factory) -> Path:
+    """The tiny random SD 1.5 ControlNet saved with save_pretrained (``--controlnet DIR``)."""
+    from inpaint_aug.pipeline.tiny_families import build_tiny_controlnet
+
+    path = tmp_path_factory.mktemp("controlnet") / "tiny-controlnet"
+    build_tiny_controlnet().save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_controlnet_dir(tmp_path_factory) -> Path:
+    """The tiny random SDXL ControlNet saved with save_pretrained (``--controlnet DIR``)."""
+    from inpaint_aug.pipeline.tiny_families import build_tiny_sdxl_controlnet
+
+    path = tmp_path_factory.mktemp("controlnet") / "tiny-sdxl-controlnet"
+    build_tiny_sdxl_controlnet().save_pretrained(str(path))
+    return path

@@ -52,3 +52,13 @@ def check_labels_and_pixels(shapes: Path, out_dir: Path, data: dict, dilate: int
             allowed |= geo.dilate(masks[edit["source_annotation_id"]], dilate)
         assert prov["edits"] and changed.any(), "nothing was redrawn"
         assert not (changed & ~allowed).any(), "a pixel outside every edit region changed"
+
+
+def check_control(data: dict, controlnet: Path, scale: float) -> None:
+    """Every edit records the canny control, the ControlNet and a scale in (0, ``scale``]."""
+    edits = [e for im in data["images"] for e in im["inpaint_aug"]["edits"]]
+    assert edits
+    for edit in edits:
+        assert edit["control"]["mode"] == "canny"
+        assert edit["control"]["controlnet"] == str(controlnet)
+        assert 0 < edit["control"]["scale"] <= scale

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from family_checks import check_labels_and_pixels, run_cli
+from family_checks import check_control, check_labels_and_pixels, run_cli
 from typer.testing import CliRunner
 
 from inpaint_aug.cli import app
@@ -102,11 +101,11 @@ def test_control_options_are_checked(tmp_path):
         PlanSettings(control_scale=2.5)
     with pytest.raises(OptionsError, match="--control 'depth'"):
         PlanSettings(control="depth")
-    sdxl = tmp_path / "sdxl"
-    sdxl.mkdir()
-    (sdxl / "model_index.json").write_text('{"_class_name": "StableDiffusionXLInpaintPipeline"}')
+    flux = tmp_path / "flux"
+    flux.mkdir()
+    (flux / "model_index.json").write_text('{"_class_name": "FluxFillPipeline"}')
     with pytest.raises(OptionsError, match=r"--control canny: shape control needs an SD 1\.5"):
-        RunOptions("a.json", "p.yaml", model=str(sdxl), plan=PlanSettings(control="canny"))
+        RunOptions("a.json", "p.yaml", model=str(flux), plan=PlanSettings(control="canny"))
     on = RunOptions("a.json", "p.yaml", plan=PlanSettings(control="canny", controlnet="a/b"))
     assert on.model_options().controlnet == "a/b"
     assert RunOptions("a.json", "p.yaml").model_options().controlnet is None
@@ -126,15 +125,6 @@ def test_a_controlnet_that_cannot_load_is_one_line(tmp_path):
     assert check_controlnet(None) is False
 
 
-@pytest.fixture(scope="module")
-def tiny_controlnet_dir(tmp_path_factory) -> Path:
-    from inpaint_aug.pipeline.tiny_families import build_tiny_controlnet
-
-    path = tmp_path_factory.mktemp("controlnet") / "tiny-controlnet"
-    build_tiny_controlnet().save_pretrained(str(path))
-    return path
-
-
 def test_controlnet_run_keeps_labels_pixels_and_is_deterministic(
     shapes, prompts_file, tmp_path, tiny_controlnet_dir
 ):
@@ -142,11 +132,7 @@ def test_controlnet_run_keeps_labels_pixels_and_is_deterministic(
     control += ["--controlnet", str(tiny_controlnet_dir), "--control-scale", "0.8"]
     a = run_cli(shapes, prompts_file, tmp_path / "a", *control)
     check_labels_and_pixels(shapes, tmp_path / "a", a)
-    edits = [e for im in a["images"] for e in im["inpaint_aug"]["edits"]]
-    for edit in edits:
-        assert edit["control"]["mode"] == "canny"
-        assert edit["control"]["controlnet"] == str(tiny_controlnet_dir)
-        assert 0 < edit["control"]["scale"] <= 0.8
+    check_control(a, tiny_controlnet_dir, 0.8)
     settings = json.loads((tmp_path / "a" / "run.json").read_text())["settings"]["plan"]
     assert (settings["control"], settings["control_scale"]) == ("canny", 0.8)
     b = run_cli(shapes, prompts_file, tmp_path / "b", *control)

@@ -89,15 +89,6 @@ def test_fast_preset_follows_the_family(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_sdxl_dir(tmp_path_factory) -> Path:
-    from inpaint_aug.pipeline.tiny_families import build_tiny_sdxl
-
-    path = tmp_path_factory.mktemp("sdxl") / "tiny-sdxl"
-    build_tiny_sdxl().save_pretrained(str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_flux_dir(tmp_path_factory) -> Path:
     from inpaint_aug.pipeline.tiny_families import build_tiny_flux_fill
 
@@ -145,11 +136,14 @@ def test_prompt_embeddings_are_cached_per_prompt(tiny_sdxl_dir, tiny_flux_dir, f
     assert first[0].shape == (32, 32, 3)
 
 
-def test_cli_refuses_control_with_sdxl(shapes, prompts_file, tmp_path):
-    sdxl = model_folder(tmp_path / "sdxl", SDXL_CLASS)
-    args = ["run", str(shapes), "--prompts", str(prompts_file), "--model", str(sdxl)]
+def test_cli_refuses_control_with_flux(shapes, prompts_file, tmp_path):
+    flux = model_folder(tmp_path / "flux", "FluxFillPipeline")
+    args = ["run", str(shapes), "--prompts", str(prompts_file), "--model", str(flux)]
     result = CliRunner().invoke(app, [*args, "--control", "canny", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "shape control needs an SD 1.5" in result.stderr
+    assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    message = result.stderr.strip()
+    assert "shape control needs an SD 1.5 or SDXL inpainting model" in message
+    assert "FLUX.1 Fill has no ControlNet inpainting pipeline" in message and "\n" not in message
 
 
 def test_vae_slicing_loads_for_every_family(tiny_sdxl_dir, tiny_flux_dir):

@@ -18,12 +18,22 @@ import typer
 
 from inpaint_aug.choices import Device, Mode, Region
 from inpaint_aug.errors import FatalError, Interrupted, OptionsError
-from inpaint_aug.options import DEFAULT_MODEL, PlanSettings, RunOptions
+from inpaint_aug.options import (
+    DEFAULT_CONTROLNET,
+    DEFAULT_CONTROLNET_SDXL,
+    DEFAULT_MODEL,
+    PlanSettings,
+    RunOptions,
+)
 
 PLAN = PlanSettings()
 RUN: dict[str, Any] = {f.name: f.default for f in fields(RunOptions)}
 INPUT, MODEL, QUALITY, SPEED, OUTPUT = "Input", "Model", "Quality", "Speed", "Output"
 MODEL_EPILOG = f"Default model: {DEFAULT_MODEL}"
+CONTROL_EPILOG = (
+    f"ControlNet of --control canny: {DEFAULT_CONTROLNET} (SD 1.5), {DEFAULT_CONTROLNET_SDXL} "
+    "(SDXL)"
+)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -23,6 +23,7 @@ from inpaint_aug.choices import (
     VerifyMode,
 )
 from inpaint_aug.cli.common import (
+    CONTROL_EPILOG,
     INPUT,
     MODEL,
     MODEL_EPILOG,
@@ -67,7 +68,7 @@ def _flag(text: str, panel: str, *names: str) -> typer.models.OptionInfo:
 
 EPILOG = (
     f"{MODEL_EPILOG}. LCM-LoRA of --preset fast: {LCM_LORA}. Verifiers: {DEFAULT_CLIP} (clip), "
-    f"{DEFAULT_OWLV2} (owlv2)."
+    f"{DEFAULT_OWLV2} (owlv2). {CONTROL_EPILOG}."
 )
 VERIFY = "Verify"
 RAY = "Ray"
@@ -168,10 +169,10 @@ def run_command(
         int | None, _flag("Ray actors (one model each) \\[default: one per GPU].", RAY)
     ] = None,
     control: Annotated[
-        Control, _flag("Shape control: canny = a ControlNet on the crop's edges (SD 1.5).", SHAPE)
+        Control, _flag("Shape control: canny = a ControlNet on the crop's edges.", SHAPE)
     ] = PLAN.control,
     controlnet: Annotated[
-        str, _flag("ControlNet hub id or folder for --control.", SHAPE)
+        str, _flag("ControlNet id or folder for --control (SDXL default: end of --help).", SHAPE)
     ] = PLAN.controlnet,
     control_scale: Annotated[
         float, _flag("ControlNet scale in [0, 2]; lower for boxes under 64 px.", SHAPE)

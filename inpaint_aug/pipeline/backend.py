@@ -111,8 +111,8 @@ class DiffusersInpainter:
     """A diffusers inpainting pipeline behind the :class:`Inpainter` interface.
 
     Args:
-        pipe: a loaded diffusers inpainting pipeline: SD 1.5 (also with a ControlNet), SDXL or
-            FLUX.1 Fill (see :mod:`~inpaint_aug.pipeline.families`).
+        pipe: a loaded diffusers inpainting pipeline: SD 1.5 or SDXL (either also with a
+            ControlNet), or FLUX.1 Fill (see :mod:`~inpaint_aug.pipeline.families`).
         name: the model name recorded in provenance.
         device: where ``pipe`` lives.
     """
@@ -141,7 +141,7 @@ class DiffusersInpainter:
         tiny = opts.model == TINY_MODEL
         model_offline = not tiny and check_model(opts.model)  # fast: before torch loads
         lora_offline = check_lcm_lora(opts.lcm_lora)
-        controlnet_offline = check_controlnet(opts.controlnet)
+        controlnet_offline = check_controlnet(opts.controlnet, opts.model)
         dev = pick_device(opts.device)
         dtype = _torch_dtype(opts.dtype, dev)
         quiet_libraries()

@@ -5,8 +5,8 @@ inputs its family takes, with each distinct prompt encoded once and cached:
 
 * SD 1.5 (``StableDiffusionInpaintPipeline``, also with a ControlNet): ``prompt_embeds`` and
   ``negative_prompt_embeds``;
-* SDXL (``StableDiffusionXLInpaintPipeline``): both text encoders' embeddings and the pooled
-  ones, for the prompt and the negative prompt (four tensors);
+* SDXL (``StableDiffusionXLInpaintPipeline``, also with a ControlNet): both text encoders'
+  embeddings and the pooled ones, for the prompt and the negative prompt (four tensors);
 * FLUX.1 Fill (``FluxFillPipeline``): T5 ``prompt_embeds`` and CLIP ``pooled_prompt_embeds``.
   FLUX Fill has no negative prompt and no classifier-free guidance: ``guidance_scale`` is the
   guidance the model was distilled with, fed to it as an input (its authors use 30), so the

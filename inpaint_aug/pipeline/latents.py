@@ -8,6 +8,11 @@ and then draws each item's latent sample with that item's own generator, exactly
 does (same noise, same order), so results differ only by the float rounding of a batched
 convolution (bounded in ``tests/test_latents.py``).
 
+The SDXL pipelines (``StableDiffusionXLInpaintPipeline`` and its ControlNet sibling) are left
+out: their ``_encode_vae_image`` also moves the VAE to fp32 for the encode when
+``vae.config.force_upcast`` is set (the SDXL VAE overflows in fp16) and casts the latents back
+to the input's dtype, which :func:`encode_batched` does not do.
+
 Example:
     >>> batch_vae_encode(object())
     False

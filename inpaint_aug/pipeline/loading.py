@@ -16,7 +16,8 @@ from typing import Any
 
 from inpaint_aug.choices import ModelFamily
 from inpaint_aug.errors import InpaintAugError, ModelError
-from inpaint_aug.model_family import model_family
+from inpaint_aug.model_family import cached_file, controlnet_misfit, model_family, read_config
+from inpaint_aug.pipeline.families import family_of
 from inpaint_aug.pipeline.hub import check_lora, load_error, local_files_only
 
 CONTROLNET_FIX = "pass --controlnet DIR (a local folder), or run once with network access"
@@ -44,15 +45,18 @@ def check_lcm_lora(lora: str | None) -> bool:
     return check_lora(lora)
 
 
-def check_controlnet(controlnet: str | None) -> bool:
+def check_controlnet(controlnet: str | None, model: str | None = None) -> bool:
     """Check ``--controlnet`` before anything loads; return its ``local_files_only``.
 
     A folder must hold a ControlNet's ``config.json``; a hub id must be cached when the hub is
-    off or out of reach (see :func:`~inpaint_aug.pipeline.hub.local_files_only`).
+    off or out of reach (see :func:`~inpaint_aug.pipeline.hub.local_files_only`). With
+    ``model``, a ControlNet config that can be read (a folder, a cached hub id) must fit it
+    (see :func:`~inpaint_aug.model_family.controlnet_misfit`).
 
     Raises:
         ModelError: a missing folder, a folder without ``config.json``, a name that is neither
-            a folder nor a hub id like ``org/name``, or an uncached hub id offline.
+            a folder nor a hub id like ``org/name``, an uncached hub id offline, or a
+            ControlNet made for another model family.
     """
     if controlnet is None:
         return False
@@ -62,6 +66,7 @@ def check_controlnet(controlnet: str | None) -> bool:
             raise ModelError(
                 f"ControlNet {path}: not a diffusers ControlNet folder (no config.json)"
             )
+        _check_fit(controlnet, path / "config.json", model)
         return False
     if path.is_file():
         raise ModelError(f"ControlNet {path}: a file; pass the folder that holds its config.json")
@@ -69,15 +74,39 @@ def check_controlnet(controlnet: str | None) -> bool:
         raise ModelError(
             f"ControlNet {controlnet}: no such folder, and not a hub id like 'org/name'"
         )
-    return local_files_only(controlnet, "ControlNet", CONTROLNET_FIX)
+    offline = local_files_only(controlnet, "ControlNet", CONTROLNET_FIX)
+    _check_fit(controlnet, cached_file(controlnet, "config.json"), model)
+    return offline
+
+
+def _check_fit(controlnet: str, config: Path | None, model: str | None) -> None:
+    """Refuse a ControlNet whose config (when readable) does not fit ``model``'s UNet."""
+    net = read_config(config) if config is not None else None
+    if net is None or model is None:
+        return
+    why = controlnet_misfit(net, model_family(model), _unet_config(model))
+    if why is not None:
+        raise ModelError(f"ControlNet {controlnet}: {why}")
+
+
+def _unet_config(model: str) -> dict[str, Any] | None:
+    """The model's UNet config when it is readable unloaded (a folder, a cached hub id)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return read_config(path / "unet" / "config.json")
+    if path.is_file() or model.count("/") != 1:
+        return None  # a single-file checkpoint or tiny-random: the family decides
+    found = cached_file(model, "unet/config.json")
+    return read_config(found) if found is not None else None
 
 
 def with_controlnet(pipe: Any, controlnet: str, dtype: Any, offline: bool) -> Any:
     """The ControlNet inpainting pipeline: ``pipe``'s own components plus the ControlNet.
 
-    Safetensors only; every failure is one line naming the ControlNet.
+    Safetensors only; every failure is one line naming the ControlNet, a ControlNet that does
+    not fit ``pipe``'s UNet too (checked on the loaded configs, before any pipeline is built).
     """
-    from diffusers import ControlNetModel, StableDiffusionControlNetInpaintPipeline
+    from diffusers import ControlNetModel
 
     path = Path(controlnet).expanduser()
     source = str(path) if path.is_dir() else controlnet
@@ -85,11 +114,36 @@ def with_controlnet(pipe: Any, controlnet: str, dtype: Any, offline: bool) -> An
         net = ControlNetModel.from_pretrained(
             source, torch_dtype=dtype, local_files_only=offline, use_safetensors=True
         )
-        return StableDiffusionControlNetInpaintPipeline(**pipe.components, controlnet=net)
+        why = controlnet_misfit(net.config, family_of(pipe), pipe.unet.config)
+        if why is not None:
+            raise ModelError(f"ControlNet {controlnet}: {why}")
+        return _controlnet_pipeline(pipe, net)
     except InpaintAugError:
         raise
     except Exception as err:  # every library failure becomes one line
         raise load_error("ControlNet", controlnet, err) from None
+
+
+def _controlnet_pipeline(pipe: Any, net: Any) -> Any:
+    """SD 1.5's or SDXL's ControlNet inpainting pipeline, from ``pipe``'s components and ``net``.
+
+    SDXL keeps ``pipe``'s own settings: the aesthetic-score time ids, zeroed empty negative
+    prompts, and the invisible watermark only if ``pipe`` had one.
+    """
+    from diffusers import (
+        StableDiffusionControlNetInpaintPipeline,
+        StableDiffusionXLControlNetInpaintPipeline,
+    )
+
+    if family_of(pipe) is not ModelFamily.sdxl:
+        return StableDiffusionControlNetInpaintPipeline(**pipe.components, controlnet=net)
+    return StableDiffusionXLControlNetInpaintPipeline(
+        **pipe.components,
+        controlnet=net,
+        requires_aesthetics_score=pipe.config.get("requires_aesthetics_score", False),
+        force_zeros_for_empty_prompt=pipe.config.get("force_zeros_for_empty_prompt", True),
+        add_watermarker=getattr(pipe, "watermark", None) is not None,
+    )
 
 
 def use_lcm(pipe: Any, lora: str, offline: bool) -> None:

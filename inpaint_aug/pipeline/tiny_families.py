@@ -1,4 +1,4 @@
-"""Tiny random-weight models of the other families: SDXL inpainting, FLUX.1 Fill, a ControlNet.
+"""Tiny random-weight models of the other families: SDXL inpainting, FLUX.1 Fill, ControlNets.
 
 Built in memory from small configs (after the diffusers unit tests' ones) with no network, the
 tokenizers too. Their output is noise: saved with ``save_pretrained``, they test the loading
@@ -7,6 +7,7 @@ and calling path of each family through ``--model DIR`` and ``--controlnet DIR``
 Example:
     >>> build_tiny_sdxl().save_pretrained("tiny-sdxl")  # doctest: +SKIP
     >>> build_tiny_controlnet().save_pretrained("tiny-controlnet")  # doctest: +SKIP
+    >>> build_tiny_sdxl_controlnet().save_pretrained("tiny-sdxl-controlnet")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,6 +26,18 @@ CLIP_TEXT = {
     "vocab_size": 1000,
     "hidden_act": "gelu",
     "projection_dim": 32,
+}
+
+# What the tiny SDXL UNet and its ControlNet share: attention layout, added text-time embedding
+# (6 time ids x 8 plus the 32-wide pooled embedding) and cross-attention on both encoders' 32 + 32.
+SDXL_LAYOUT: dict[str, Any] = {
+    "attention_head_dim": (2, 4),
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 8,
+    "transformer_layers_per_block": (1, 2),
+    "projection_class_embeddings_input_dim": 80,  # 6 * 8 + 32
+    "cross_attention_dim": 64,
 }
 
 
@@ -65,13 +78,7 @@ def build_tiny_sdxl(seed: int = 0) -> Any:
             out_channels=4,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            attention_head_dim=(2, 4),
-            use_linear_projection=True,
-            addition_embed_type="text_time",
-            addition_time_embed_dim=8,
-            transformer_layers_per_block=(1, 2),
-            projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
-            cross_attention_dim=64,
+            **SDXL_LAYOUT,
         )
         vae = _tiny_vae()
         config = _clip_config(tokenizer)
@@ -224,6 +231,21 @@ def build_tiny_controlnet(seed: int = 0) -> Any:
     change nothing: here they get small random weights, so its scale changes the output. The
     global RNG is left as it was.
     """
+    return _tiny_controlnet(seed, cross_attention_dim=32)
+
+
+def build_tiny_sdxl_controlnet(seed: int = 0) -> Any:
+    """A tiny random SDXL ``ControlNetModel`` for :func:`build_tiny_sdxl`'s UNet.
+
+    Like :func:`build_tiny_controlnet`, with the SDXL UNet's added text-time embedding (6 time
+    ids x 8 plus the 32-wide pooled embedding), its attention layout and its 64-wide
+    cross-attention (both encoders' features).
+    """
+    return _tiny_controlnet(seed, **SDXL_LAYOUT)
+
+
+def _tiny_controlnet(seed: int, **layout: Any) -> Any:
+    """A two-block random ``ControlNetModel`` whose zero convolutions are random too."""
     import torch
     from diffusers import ControlNetModel
 
@@ -235,8 +257,8 @@ def build_tiny_controlnet(seed: int = 0) -> Any:
             in_channels=4,
             conditioning_channels=3,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            cross_attention_dim=32,
             conditioning_embedding_out_channels=(16, 32),
+            **layout,
         )
         zero = [*net.controlnet_down_blocks, net.controlnet_mid_block]
         zero.append(net.controlnet_cond_embedding.conv_out)
