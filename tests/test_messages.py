@@ -346,6 +346,37 @@ def test_fp16_on_the_cpu_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--split", "training"], "'training' is not one of 'train', 'val', 'test'"),
+        (["--region", "blob"], "'--region'"),
+        (["--steps", "abc"], "'--steps'"),
+        (["--no-such-flag"], "--no-such-flag"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, args, named):
+    """Choices and types the command line parses itself read as every other error does."""
+    result = CliRunner().invoke(app, [*shapes_run_args(tmp_path), *args])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and named in lines[0], lines
+    assert "run --help'" in lines[0] and "Value error" not in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_option_or_command_is_one_line(tmp_path):
+    coco = make_shapes_dataset(tmp_path / "data", n_images=1, size=(96, 96), seed=2)
+    for args, named in (
+        (["run", "x.json"], "'--prompts'"),
+        (["preview", str(coco)], "--prompts"),
+        (["nosuch"], "'nosuch'"),
+    ):
+        result = CliRunner().invoke(app, args)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and named in lines[0], (args, lines)
+
+
 # --- 11. --device cuda:N ----------------------------------------------------------------------
 
 
