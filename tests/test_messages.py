@@ -290,6 +290,23 @@ def test_id_zero_messages_say_what_the_output_does(tmp_path, prompts_file, tiny_
     assert class_map[0]["coco_category_id"] == 0 and class_map[0]["yolo_index"] == 0
 
 
+def test_run_time_skips_name_the_image_or_the_annotation(
+    tmp_path, prompts_file, tiny_inpainter, caplog
+):
+    coco = make_shapes_dataset(tmp_path / "data", n_images=2, size=(128, 96), seed=4)
+    data = json.loads(coco.read_text(encoding="utf-8"))
+    missing = data["images"][0]
+    (coco.parent / "images" / missing["file_name"]).unlink()
+    options = RunOptions(coco, prompts_file, tmp_path / "out", model="tiny-random", plan=SMALL)
+    with caplog.at_level(logging.WARNING):
+        run(options, inpainter=tiny_inpainter, progress=False)
+    lines = [m for m in caplog.messages if m.startswith("skipped")]
+    assert lines and lines[0].startswith(f"skipped image {missing['id']}: image-missing: "), lines
+    assert Skip("edit", "occluded", "36%", 5, 9).line() == (
+        "skipped edit of annotation 9 (image 5): occluded: 36%"
+    )
+
+
 def test_plan_skips_are_logged_one_line_per_kind(caplog):
     skips = [Skip("edit", "too-small", "")] * 13 + [Skip("edit", "crowd", "")]
     skips += [Skip("annotation", "bad-box", ""), Skip("image", "nothing-to-edit", "")]
