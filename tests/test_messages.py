@@ -394,6 +394,19 @@ def test_a_missing_option_or_command_is_one_line(tmp_path):
         assert result.exit_code == 2 and len(lines) == 1 and named in lines[0], (args, lines)
 
 
+@pytest.mark.parametrize("command", ["run", "validate", "preview"])
+def test_help_reads_well_at_80_columns(command):
+    """Rich keeps a docstring's line breaks and wraps what is longer than the terminal: a
+    description line longer than 78 characters breaks into a fragment at 80 columns."""
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    text = result.stdout.split("╭")[0]  # the usage and the description, before the panels
+    assert "COCO_JSON" in text.splitlines()[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    paragraph_ends = (".", ":", ")", "html")
+    assert all(line.endswith(paragraph_ends) or len(line) > 70 for line in lines[1:]), lines
+
+
 # --- 11. --device cuda:N ----------------------------------------------------------------------
 
 
