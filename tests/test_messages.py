@@ -407,6 +407,19 @@ def test_help_reads_well_at_80_columns(command):
     assert all(line.endswith(paragraph_ends) or len(line) > 70 for line in lines[1:]), lines
 
 
+def test_the_readme_synopsis_lists_every_option_of_each_command():
+    import typer
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    synopsis = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    commands = typer.main.get_command(app).commands
+    for name in ("run", "validate"):
+        block = synopsis.split(f"inpaint-aug {name} ", 1)[1].split("inpaint-aug ", 1)[0]
+        flags = {o for p in commands[name].params for o in p.opts if o.startswith("--")}
+        missing = {f for f in flags - {"--help"} if f"[{f}" not in block and f"{f} " not in block}
+        assert not missing, (name, sorted(missing))
+
+
 # --- 11. --device cuda:N ----------------------------------------------------------------------
 
 
