@@ -97,7 +97,8 @@ def _print(report: ValidationReport) -> None:
     for name in sorted(set(report.would_edit) | set(report.would_skip)):
         skipped = ", ".join(f"{r}: {n}" for r, n in sorted(report.would_skip.get(name, {}).items()))
         rows.append([name, str(report.would_edit.get(name, 0)), skipped or "-"])
-    typer.echo(format_table(rows))
+    if len(rows) > 1:  # an unreadable dataset has no class to show
+        typer.echo(format_table(rows))
     if report.balance:
         head = ["class", "source instances", "target", "planned redraws", "images used", "plan"]
         table = [head]
