@@ -32,11 +32,21 @@ def check_int(name: str, value: Any, low: int = 0, optional: bool = False) -> No
         raise OptionsError(flag(name), value, f"an integer >= {low}")
 
 
-def check_number(name: str, value: Any, low: float, high: float = math.inf) -> None:
-    """Refuse a value that is not a finite number in ``[low, high]``."""
+def check_number(
+    name: str, value: Any, low: float, high: float = math.inf, above: bool = False
+) -> None:
+    """Refuse a value that is not a finite number in ``[low, high]`` (``(low, high]``: above).
+
+    >>> check_number("strength", 0.0, 0.0, 1.0, above=True)
+    Traceback (most recent call last):
+    ...
+    inpaint_aug.errors.OptionsError: --strength 0.0: expected a number > 0 and <= 1
+    """
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not low <= value <= high:
+    if not ok or not low <= value <= high or (above and value == low):
         span = f"between {low:g} and {high:g}" if math.isfinite(high) else f">= {low:g}"
+        if above:
+            span = f"> {low:g} and <= {high:g}" if math.isfinite(high) else f"> {low:g}"
         raise OptionsError(flag(name), value, f"a number {span}")
 
 

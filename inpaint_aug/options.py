@@ -132,9 +132,7 @@ class PlanSettings:
             raise OptionsError("--resolution", self.resolution, "a positive multiple of 8")
         check_number("padding", self.padding, 0.0)
         check_number("guidance", self.guidance, 0.0)
-        check_number("strength", self.strength, 0.0, 1.0)
-        if self.strength == 0:
-            raise OptionsError("--strength", self.strength, "a number > 0 and <= 1")
+        check_number("strength", self.strength, 0.0, 1.0, above=True)
         check_schedule(self.steps, self.strength)
 
 

@@ -153,6 +153,13 @@ def test_bad_background_entries_are_reported(entry, message):
     assert str(err.value).startswith("p.yaml: ")
 
 
+def test_an_undefined_background_placeholder_does_not_offer_name():
+    """{name} is refused in a background, so the message does not list it as defined."""
+    with pytest.raises(PromptProblems) as err:
+        parse_prompts({"vars": {"light": ["dusk"]}, "background": {"prompt": "{x}"}}, "p", {1: "a"})
+    assert "defined: ['light'] (add it under 'vars')" in str(err.value), str(err.value)
+
+
 def test_background_prompts_are_filled_like_class_prompts():
     book = parse_prompts(
         {

@@ -637,6 +637,25 @@ def test_a_taken_split_is_refused_before_any_work(dataset, tmp_path):
         check_target(out, "val", "segment", coco["categories"])
 
 
+def test_a_yolo_dir_that_cannot_be_written_is_refused_before_any_work(
+    dataset, tmp_path, monkeypatch
+):
+    from inpaint_aug.exporters.yolo_layout import check_target
+
+    coco, _ = dataset
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(OutputError, match=f"{re.escape(str(a_file))} is not a folder"):
+        check_target(a_file / "yolo", "train", "detect", coco["categories"])
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != read_only and real_access(p, mode))
+    with pytest.raises(OutputError, match=f"{re.escape(str(read_only))} is not writable"):
+        check_target(read_only / "yolo", "train", "detect", coco["categories"])
+    check_target(tmp_path / "yolo", "train", "detect", coco["categories"])  # writable: fine
+
+
 def test_runs_of_two_splits_build_one_yolo_dataset(shapes, prompts_file, tmp_path, tiny_inpainter):
     from dataclasses import replace
 
@@ -683,3 +702,20 @@ def test_yolo_dir_needs_a_yolo_format():
     assert (
         RunOptions("a.json", "p.yaml", format="yolo", yolo_dir="ds").to_dict()["yolo_dir"] == "ds"
     )
+
+
+def test_run_with_a_yolo_dir_under_a_file_stops_before_the_model(shapes, prompts_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from inpaint_aug.cli import app
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["run", str(shapes), "--prompts", str(prompts_file), "--out", str(out)]
+    args += ["--model", "tiny-random", "--resolution", "64", "--steps", "2", "--format", "yolo"]
+    args += ["--yolo-dir", str(a_file / "yolo")]
+    result = CliRunner().invoke(app, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and "is not a folder" in lines[0], lines
+    assert not out.exists()

@@ -290,6 +290,23 @@ def test_id_zero_messages_say_what_the_output_does(tmp_path, prompts_file, tiny_
     assert class_map[0]["coco_category_id"] == 0 and class_map[0]["yolo_index"] == 0
 
 
+def test_run_time_skips_name_the_image_or_the_annotation(
+    tmp_path, prompts_file, tiny_inpainter, caplog
+):
+    coco = make_shapes_dataset(tmp_path / "data", n_images=2, size=(128, 96), seed=4)
+    data = json.loads(coco.read_text(encoding="utf-8"))
+    missing = data["images"][0]
+    (coco.parent / "images" / missing["file_name"]).unlink()
+    options = RunOptions(coco, prompts_file, tmp_path / "out", model="tiny-random", plan=SMALL)
+    with caplog.at_level(logging.WARNING):
+        run(options, inpainter=tiny_inpainter, progress=False)
+    lines = [m for m in caplog.messages if m.startswith("skipped")]
+    assert lines and lines[0].startswith(f"skipped image {missing['id']}: image-missing: "), lines
+    assert Skip("edit", "occluded", "36%", 5, 9).line() == (
+        "skipped edit of annotation 9 (image 5): occluded: 36%"
+    )
+
+
 def test_plan_skips_are_logged_one_line_per_kind(caplog):
     skips = [Skip("edit", "too-small", "")] * 13 + [Skip("edit", "crowd", "")]
     skips += [Skip("annotation", "bad-box", ""), Skip("image", "nothing-to-edit", "")]
@@ -344,6 +361,63 @@ def test_fp16_on_the_cpu_is_refused(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and "--dtype fp16" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--split", "training"], "'training' is not one of 'train', 'val', 'test'"),
+        (["--region", "blob"], "'--region'"),
+        (["--steps", "abc"], "'--steps'"),
+        (["--no-such-flag"], "--no-such-flag"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, args, named):
+    """Choices and types the command line parses itself read as every other error does."""
+    result = CliRunner().invoke(app, [*shapes_run_args(tmp_path), *args])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and named in lines[0], lines
+    assert "run --help'" in lines[0] and "Value error" not in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_option_or_command_is_one_line(tmp_path):
+    coco = make_shapes_dataset(tmp_path / "data", n_images=1, size=(96, 96), seed=2)
+    for args, named in (
+        (["run", "x.json"], "'--prompts'"),
+        (["preview", str(coco)], "--prompts"),
+        (["nosuch"], "'nosuch'"),
+    ):
+        result = CliRunner().invoke(app, args)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and named in lines[0], (args, lines)
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "preview"])
+def test_help_reads_well_at_80_columns(command):
+    """Rich keeps a docstring's line breaks and wraps what is longer than the terminal: a
+    description line longer than 78 characters breaks into a fragment at 80 columns."""
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    text = result.stdout.split("╭")[0]  # the usage and the description, before the panels
+    assert "COCO_JSON" in text.splitlines()[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    paragraph_ends = (".", ":", ")", "html")
+    assert all(line.endswith(paragraph_ends) or len(line) > 70 for line in lines[1:]), lines
+
+
+def test_the_readme_synopsis_lists_every_option_of_each_command():
+    import typer
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    synopsis = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    commands = typer.main.get_command(app).commands
+    for name in ("run", "validate"):
+        block = synopsis.split(f"inpaint-aug {name} ", 1)[1].split("inpaint-aug ", 1)[0]
+        flags = {o for p in commands[name].params for o in p.opts if o.startswith("--")}
+        missing = {f for f in flags - {"--help"} if f"[{f}" not in block and f"{f} " not in block}
+        assert not missing, (name, sorted(missing))
 
 
 # --- 11. --device cuda:N ----------------------------------------------------------------------

@@ -57,6 +57,13 @@ def test_plan_settings_refuse_bad_values(values, option, shown):
     assert message.startswith(option) and shown in message and "\n" not in message
 
 
+@pytest.mark.parametrize("value", [0.0, 1.5, -0.5, float("nan")])
+def test_every_bad_strength_says_what_is_allowed(value):
+    """0 is refused too: 'between 0 and 1' would be wrong for it and for 1.5 alike."""
+    with pytest.raises(OptionsError, match=re.escape("expected a number > 0 and <= 1")):
+        PlanSettings(strength=value)
+
+
 @pytest.mark.parametrize(
     "values,option,allowed",
     [

@@ -201,7 +201,8 @@ def test_integer_key_that_is_not_an_id_is_a_name(tmp_path):
         pytest.param("classes: [a, b\n", ["invalid YAML at line 2, column 1"], id="unclosed-list"),
         pytest.param("a: b: c\n", ["invalid YAML at line 1, column 5"], id="mapping-in-scalar"),
         pytest.param("- a\n- b\n", ["expected a mapping", "got list"], id="top-list"),
-        pytest.param("", ["expected a mapping", "got NoneType"], id="empty-file"),
+        pytest.param("", ["expected a mapping", "got an empty file"], id="empty-file"),
+        pytest.param("# only a comment\n", ["got an empty file"], id="comments-only"),
         pytest.param(
             "default: {prompt: x}\npromts: {}\n",
             ["unknown top-level key(s) ['promts']", "['background', 'classes', 'default', 'vars']"],

@@ -196,19 +196,24 @@ def test_cli_usage_errors_exit_2(shapes, prompts_file, flag, value):
     assert result.exit_code == 2
 
 
-def test_originals_and_yolo_export(shapes, prompts_file, tmp_path, tiny_inpainter):
-    out = tmp_path / "o"
+def run_with_originals(shapes: Path, prompts: Path, out: Path, inpainter) -> tuple:
+    """A small run with ``--include-originals --format yolo``: its report and annotations."""
     options = RunOptions(
         coco=shapes,
-        prompts=prompts_file,
+        prompts=prompts,
         out=out,
         model="tiny-random",
         include_originals=True,
         format="yolo",
         plan=SMALL,
     )
-    report = run(options, inpainter=tiny_inpainter)
-    data = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+    report = run(options, inpainter=inpainter)
+    return report, json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+
+
+def test_originals_and_yolo_export(shapes, prompts_file, tmp_path, tiny_inpainter):
+    out = tmp_path / "o"
+    report, data = run_with_originals(shapes, prompts_file, out, tiny_inpainter)
     src = json.loads(shapes.read_text(encoding="utf-8"))
     originals = [im for im in data["images"] if im["inpaint_aug"].get("original")]
     assert len(originals) == len(src["images"]) == report.originals_written
@@ -222,6 +227,26 @@ def test_originals_and_yolo_export(shapes, prompts_file, tmp_path, tiny_inpainte
     assert len({im["id"] for im in data["images"]}) == len(data["images"])
     labels = list((out / "yolo" / "labels" / "train").glob("*.txt"))
     assert report.exported and len(labels) == len(data["images"])
+
+
+def test_originals_the_edits_cannot_use_are_not_copied(
+    shapes, prompts_file, tmp_path, tiny_inpainter
+):
+    """A corrupt source, or one not the size the JSON says, is no training image either."""
+    src = json.loads(shapes.read_text(encoding="utf-8"))
+    corrupt, wrong = src["images"][0], src["images"][1]
+    (shapes.parent / "images" / corrupt["file_name"]).write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 64)
+    wrong["width"] += 8
+    shapes.write_text(json.dumps(src), encoding="utf-8")
+    out = tmp_path / "o"
+    report, data = run_with_originals(shapes, prompts_file, out, tiny_inpainter)
+    sources = {im["inpaint_aug"]["source_image_id"] for im in data["images"]}
+    assert corrupt["id"] not in sources and wrong["id"] not in sources
+    reasons = {(s.reason, s.image_id) for s in report.skips}
+    assert ("original-unreadable", corrupt["id"]) in reasons
+    assert ("original-size-mismatch", wrong["id"]) in reasons
+    assert report.originals_written == len(src["images"]) - 2
+    assert len(list((out / "yolo" / "labels" / "train").glob("*.txt"))) == len(data["images"])
 
 
 def test_model_that_cannot_load_leaves_no_output(shapes, prompts_file, tmp_path):

@@ -250,6 +250,8 @@ def test_json_syntax_error_is_one_error(tmp_path):
     code, stdout, stderr = cli(str(path))
     assert code == 1 and "Traceback" not in stdout + stderr
     assert "broken.json" in stderr
+    (verdict,) = stdout.strip().splitlines()  # no empty class table: nothing could be read
+    assert "0 images checked, 1 errors" in verdict and "would NOT work" in verdict
 
 
 def test_no_image_folder_is_an_error(coco, prompts):

@@ -68,7 +68,11 @@ def _write(items: list[PreviewItem], sheet: Path, page: _Path) -> None:
 
 def preview_command(
     target: Annotated[
-        Path, typer.Argument(help="A run's --out folder (finished or not), or a COCO JSON.")
+        Path,
+        typer.Argument(
+            help="A run's --out folder (finished or not), or a COCO JSON.",
+            metavar="RUN_DIR|COCO_JSON",
+        ),
     ],
     prompts: Annotated[_Path, typer.Option(help="Prompts YAML (to sample a COCO JSON).")] = None,
     n: Annotated[int, typer.Option(min=1, help="Edits to show, spread across classes.")] = 12,

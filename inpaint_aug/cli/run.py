@@ -77,7 +77,9 @@ VERIFY_DEFAULTS = VerifySettings()
 
 
 def run_command(
-    coco_json: Annotated[Path, typer.Argument(help="The COCO annotations JSON to augment.")],
+    coco_json: Annotated[
+        Path, typer.Argument(help="The COCO annotations JSON to augment.", metavar="COCO_JSON")
+    ],
     prompts: Prompts,
     out: Annotated[Path, _flag("Output folder (new or empty).", OUTPUT)] = Path(RUN["out"]),
     images: Images = None,

@@ -36,7 +36,9 @@ UNIT = "objects x copies; (image) row: images"
 
 
 def validate_command(
-    coco_json: Annotated[Path, typer.Argument(help="The COCO annotations JSON to check.")],
+    coco_json: Annotated[
+        Path, typer.Argument(help="The COCO annotations JSON to check.", metavar="COCO_JSON")
+    ],
     prompts: Annotated[Path | None, typer.Option(help="Prompts YAML to check against it.")] = None,
     images: Images = None,
     region: RegionOpt = PLAN.region,
@@ -62,9 +64,9 @@ def validate_command(
 ) -> None:
     """Check a dataset and prompts without a model; list every problem and what a run would do.
 
-    Give it the plan options of the run (--min-size, --copies, --min-coverage...) to get that
-    run's counts. Exits 0 when a run would work (problems with single items only skip those
-    items), 1 when it would not: then a run stops too, with the same message.
+    Pass the plan options of the run (--copies, --min-size...) to get its counts.
+    Exit 0: a run would work (a problem with one item only skips that item).
+    Exit 1: a run would not work; it stops too, with the same message.
     """
     settings = {
         "region": region,
@@ -95,7 +97,8 @@ def _print(report: ValidationReport) -> None:
     for name in sorted(set(report.would_edit) | set(report.would_skip)):
         skipped = ", ".join(f"{r}: {n}" for r, n in sorted(report.would_skip.get(name, {}).items()))
         rows.append([name, str(report.would_edit.get(name, 0)), skipped or "-"])
-    typer.echo(format_table(rows))
+    if len(rows) > 1:  # an unreadable dataset has no class to show
+        typer.echo(format_table(rows))
     if report.balance:
         head = ["class", "source instances", "target", "planned redraws", "images used", "plan"]
         table = [head]

@@ -132,8 +132,13 @@ def background_entry(raw: Any) -> None:
 
 
 def check_placeholders(template: str, defined_vars: set[str], where: str) -> None:
-    """Every ``{placeholder}`` must be ``name`` or a defined var; braces must balance."""
+    """Every ``{placeholder}`` must be ``name`` or a defined var; braces must balance.
+
+    The background has no ``{name}`` (:func:`background_entry` says so): its message lists
+    only its vars.
+    """
     defined = defined_vars | {"name"}
+    shown = sorted(defined_vars if where == "background" else defined)
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as err:
@@ -142,7 +147,7 @@ def check_placeholders(template: str, defined_vars: set[str], where: str) -> Non
         if name not in defined:
             raise Problem(
                 f"{where}: placeholder {{{name}}} in {template!r} is not defined; "
-                f"defined: {sorted(defined)} (add it under 'vars')"
+                f"defined: {shown or 'none'} (add it under 'vars')"
             )
 
 

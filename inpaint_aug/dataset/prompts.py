@@ -163,7 +163,8 @@ def parse_prompts(data: Any, path: str, categories: Mapping[int, str]) -> Prompt
 def _parse_book(data: Any, categories: Mapping[int, str], found: Found) -> dict[int, ClassPrompt]:
     """Each category's spec; problems go to ``found`` (raises only for a non-mapping file)."""
     if not isinstance(data, dict):
-        raise Problem(f"expected a mapping with keys {sorted(TOP_KEYS)}, got {type(data).__name__}")
+        got = "an empty file" if data is None else type(data).__name__
+        raise Problem(f"expected a mapping with keys {sorted(TOP_KEYS)}, got {got}")
     unknown = set(data) - TOP_KEYS
     if unknown:
         found.add(

@@ -239,7 +239,7 @@ def _drain(
                 journal.add_record(value)
                 done += edits[value.out_image_id]
             elif kind == "skip":
-                log.warning("skipped %s of image %s: %s", value.kind, value.image_id, value.reason)
+                log.warning("%s", value.line())
                 journal.add_skip(value)
             else:
                 journal.end_without_record(value)

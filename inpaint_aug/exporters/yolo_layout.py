@@ -116,12 +116,13 @@ def check_out_dir(out: Path, split: str, task: str, class_map: list[dict[str, An
     """Refuse to mix into ``out`` a split that exists, other classes, or another task.
 
     Raises:
-        OutputError: ``out`` is a file, the split already holds files, or ``out`` holds splits
-            exported with other classes or another task.
+        OutputError: ``out`` is a file or cannot be made or written in, the split already
+            holds files, or ``out`` holds splits exported with other classes or another task.
     """
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     for sub in (out / "images" / split, out / "labels" / split):
+        _check_can_make(sub)
         if sub.is_dir() and any(sub.iterdir()):
             raise OutputError(
                 f"{sub}: already holds files (split '{split}' was exported before); "
@@ -143,6 +144,21 @@ def check_out_dir(out: Path, split: str, task: str, class_map: list[dict[str, An
             raise OutputError(
                 f"{out}: split '{other}' was exported for task '{other_task}', not '{task}'"
             )
+
+
+def _check_can_make(folder: Path) -> None:
+    """Refuse a folder that cannot be made or written in, before any slow work.
+
+    Its nearest existing ancestor (or itself) is a file, or a folder this process may not
+    write in (permissions, an immutable folder, a read-only mount).
+    """
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{folder}: cannot be made, {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: cannot be written, {parent} is not writable")
 
 
 def _read_json(path: Path) -> Any:

@@ -29,6 +29,21 @@ class Skip:
     annotation_id: Any = None
     category_id: Any = None
 
+    def line(self) -> str:
+        """The log line of a skip, naming the image or the annotation it is about.
+
+        >>> Skip("edit", "occluded", "36% is paintable", 0, 7).line()
+        'skipped edit of annotation 7 (image 0): occluded: 36% is paintable'
+        >>> Skip("image", "image-missing", "a.jpg does not exist", 3).line()
+        'skipped image 3: image-missing: a.jpg does not exist'
+        """
+        what = f"{self.kind} of image {self.image_id}"
+        if self.kind == "image":
+            what = f"image {self.image_id}"
+        elif self.annotation_id is not None:
+            what = f"{self.kind} of annotation {self.annotation_id} (image {self.image_id})"
+        return f"skipped {what}: {self.reason}: {self.detail}"
+
 
 def _key(value: Any) -> Any:
     """An id usable as a dict key; unhashable ids (lists, dicts) match nothing."""

@@ -289,9 +289,10 @@ class Engine:
         err = err or ItemError("unknown", "no detail")
         image_id: Any = task.job.image["id"]
         ann, cat = (edit.annotation_id, edit.category_id) if edit else (None, None)
-        log.warning("skipped %s of image %s: %s", kind, image_id, err)
+        skip = Skip(kind, err.reason, err.detail, image_id, ann, cat)
+        log.warning("%s", skip.line())
         with self._lock:
-            self.journal.add_skip(Skip(kind, err.reason, err.detail, image_id, ann, cat))
+            self.journal.add_skip(skip)
 
     def _advance(self, count: int) -> None:
         self.objects_done += count

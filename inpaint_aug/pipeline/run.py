@@ -42,7 +42,7 @@ from inpaint_aug.pipeline.plan import (
     kept_annotations,
     plan_dataset,
 )
-from inpaint_aug.pipeline.predict import require_redraw
+from inpaint_aug.pipeline.predict import image_problem, require_redraw
 from inpaint_aug.pipeline.progress import ProgressArg, log_plan_skips, resolve_progress, unit_for
 from inpaint_aug.pipeline.records import (
     IMAGES_DIR,
@@ -226,21 +226,34 @@ def _write_originals(
 ) -> tuple[list[ImageRecord], list[Skip]]:
     """Copy the source images unchanged (bytes) with their labels.
 
-    This gives one training set holding originals and augmentations; a missing source is
-    skipped and reported.
+    This gives one training set holding originals and augmentations. A source the edited
+    copies could not use either (missing, unreadable, not the size the JSON says) is skipped
+    and reported as ``original-missing``, ``original-unreadable``, ``original-size-mismatch``.
     """
     kept, _ = kept_annotations(ds, {c.image["id"] for c in copies})
     records, skips = [], []
     for original in copies:
         image, src = original.image, ds.image_path(original.image)
-        if check_image(image) or not src.is_file():
-            skips.append(Skip("image", "original-missing", f"{src}", image.get("id")))
+        skip = _original_problem(ds, image)
+        if skip:
+            skips.append(skip)
             continue
         target = inside(out, original.file_name)
         if not target.exists():  # written by an earlier attempt of this run
             copy_file(src, target)
         records.append(original_record(original, kept.get(image["id"], [])))
     return records, skips
+
+
+def _original_problem(ds: CocoDataset, image: dict[str, Any]) -> Skip | None:
+    """Why a source image cannot be copied as an original (its file's header, as validate)."""
+    if check_image(image):  # no usable width, height or file name
+        return Skip("image", "original-missing", f"{ds.image_path(image)}", image.get("id"))
+    problem = image_problem(ds, image)
+    if problem is None:
+        return None
+    reason = "original-" + problem.reason.removeprefix("image-")
+    return Skip("image", reason, problem.detail, image.get("id"))
 
 
 def _export(
