@@ -50,7 +50,9 @@ def check_number(
         raise OptionsError(flag(name), value, f"a number {span}")
 
 
-def check_schedule(steps: int, strength: float, where: str = "") -> None:
+def check_schedule(
+    steps: int, strength: float, where: str = "", fix: str = "raise --steps or --strength"
+) -> None:
     """Refuse steps and strength that give diffusers no denoising step.
 
     diffusers runs ``int(steps * strength)`` denoising steps; fewer than one is an error.
@@ -59,11 +61,12 @@ def check_schedule(steps: int, strength: float, where: str = "") -> None:
         steps: denoising steps.
         strength: inpainting strength.
         where: who set them, for the message (the command line when empty).
+        fix: what to raise, for the message (a prompts-file entry's own values beat the flags).
     """
     if int(steps * strength) >= 1:
         return
     who = where or f"--steps {steps} with --strength {strength:g}"
     raise OptionsError.free(
         f"{who}: diffusers runs int(steps x strength) = {int(steps * strength)} denoising steps;"
-        " raise --steps or --strength so that it is at least 1"
+        f" {fix} so that it is at least 1"
     )

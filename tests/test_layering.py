@@ -30,6 +30,7 @@ ORDER = [
     "dataset.coco",
     "dataset.prompt_checks",
     "dataset.prompts",
+    "dataset.schedules",
     "dataset.images",
     "exporters.yolo_labels",
     "exporters.yolo_layout",

@@ -169,6 +169,7 @@ def test_class_override_that_gives_no_step_fails_before_the_model(shapes, tmp_pa
         run(options)
     assert time.perf_counter() - t0 < 5  # no model was loaded
     assert "'circle'" in str(caught.value) and "steps 3 x strength 0.3" in str(caught.value)
+    assert "raise its strength: in the prompts file, or --steps" in str(caught.value)
     assert str(prompts) in str(caught.value)
     assert not out.exists()
 
@@ -176,7 +177,17 @@ def test_class_override_that_gives_no_step_fails_before_the_model(shapes, tmp_pa
 def test_class_steps_override_counts_too(shapes, tmp_path):
     prompts = prompts_with(tmp_path, "  square:\n    steps: 1\n")
     options = RunOptions(shapes, prompts, out=tmp_path / "o", plan=PlanSettings(strength=0.5))
-    with pytest.raises(PromptError, match=re.escape("'square': steps 1 x strength 0.5")):
+    with pytest.raises(PromptError, match=re.escape("'square': steps 1 x strength 0.5")) as err:
+        run(options)
+    assert "raise its steps: in the prompts file, or --strength" in str(err.value)
+
+
+def test_class_steps_and_strength_overrides_name_only_the_prompts_file(shapes, tmp_path):
+    prompts = prompts_with(tmp_path, "  square:\n    steps: 2\n    strength: 0.4\n")
+    options = RunOptions(shapes, prompts, out=tmp_path / "o")
+    with pytest.raises(
+        PromptError, match="raise its steps: or strength: in the prompts file so that"
+    ):
         run(options)
 
 

@@ -161,3 +161,15 @@ def test_cli_missing_run_json(tmp_path):
 def test_cli_sample_needs_prompts(shapes):
     result = CliRunner().invoke(cli(), [str(shapes)])
     assert result.exit_code == 2 and "--prompts" in result.output
+
+
+def test_cli_refuses_prompts_with_a_run_folder(finished_run, prompts_file):
+    from inpaint_aug.cli import app
+
+    before = files_under(finished_run)
+    result = CliRunner().invoke(app, ["preview", str(finished_run), "--prompts", str(prompts_file)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--prompts" in lines[0]
+    assert "only for sampling a COCO JSON" in lines[0]
+    assert files_under(finished_run) == before  # nothing written

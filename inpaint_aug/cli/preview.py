@@ -97,6 +97,11 @@ def preview_command(
     Example:
         inpaint-aug preview augmented/ --n 8 --html augmented/preview.html
     """
+    if prompts is not None and target.is_dir():
+        raise typer.BadParameter(
+            "only for sampling a COCO JSON; a run folder shows the edits it made",
+            param_hint="--prompts",
+        )
     with library_errors():
         options = None
         if not target.is_dir() and prompts is not None:

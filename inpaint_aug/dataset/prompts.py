@@ -42,12 +42,9 @@ from typing import Any
 
 import yaml
 
-from inpaint_aug.checks import check_schedule
-from inpaint_aug.choices import Mode
 from inpaint_aug.dataset import prompt_checks as check
 from inpaint_aug.dataset.prompt_checks import Found, Problem, or_empty, parse_vars
-from inpaint_aug.errors import OptionsError, PromptError
-from inpaint_aug.options import PlanSettings
+from inpaint_aug.errors import PromptError
 
 TOP_KEYS = {"vars", "default", "classes", "background"}
 BACKGROUND = ("background",)  # the background entry's key among the parsed specs (no category)
@@ -260,37 +257,3 @@ def _templates(raw: dict, where: str, found: Found) -> dict[str, tuple[str, ...]
         for key in ("prompt", "negative")
         if key in raw
     }
-
-
-def check_schedules(book: PromptBook, settings: PlanSettings) -> None:
-    """Check that every class's steps and strength give diffusers a denoising step.
-
-    A class's values are its prompts-file overrides, else the run's; checked before any work.
-    Classes that share one entry (those ``default`` covers) are reported together.
-
-    Raises:
-        PromptProblems: every entry whose values give no step; the message names the classes.
-    """
-    groups: dict[int, tuple[Any, list[str]]] = {}  # by entry: specs hold dicts, unhashable
-    for cid, spec in book.by_category.items():
-        if not spec.skip and (spec.steps is not None or spec.strength is not None):
-            groups.setdefault(id(spec), (spec, []))[1].append(repr(book.names.get(cid, cid)))
-    problems = []
-    if settings.mode is Mode.background and book.background is None:
-        problems.append(
-            "--mode background needs a 'background:' section with the new scene's prompt, "
-            "e.g. background: {prompt: 'a {surface}', vars: {surface: [beach, street]}}"
-        )
-    elif settings.mode is Mode.background:
-        groups[id(book.background)] = (book.background, ["'background'"])
-    for spec, names in groups.values():
-        steps = spec.steps or settings.steps
-        strength = spec.strength if spec.strength is not None else settings.strength
-        label = f"class {names[0]}" if len(names) == 1 else f"classes {', '.join(names)}"
-        label = "background" if spec is book.background else label
-        try:
-            check_schedule(steps, strength, f"{label}: steps {steps} x strength {strength:g}")
-        except OptionsError as err:
-            problems.append(str(err))
-    if problems:
-        raise PromptProblems(book.path, problems)

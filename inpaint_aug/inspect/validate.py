@@ -25,7 +25,8 @@ from typing import Any
 
 from inpaint_aug.choices import Mode
 from inpaint_aug.dataset.coco import CocoDataset, load_coco, read_json, structure_problems
-from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts, parse_prompts
+from inpaint_aug.dataset.prompts import PromptBook, load_prompts, parse_prompts
+from inpaint_aug.dataset.schedules import check_schedules
 from inpaint_aug.errors import DatasetError, ItemError, OptionsError, PromptError
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.background import REGION as BACKGROUND

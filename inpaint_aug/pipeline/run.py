@@ -23,7 +23,8 @@ from typing import Any
 
 from inpaint_aug.choices import Executor, ExportFormat
 from inpaint_aug.dataset.coco import CocoDataset, load_coco
-from inpaint_aug.dataset.prompts import PromptBook, check_schedules, load_prompts
+from inpaint_aug.dataset.prompts import PromptBook, load_prompts
+from inpaint_aug.dataset.schedules import check_schedules
 from inpaint_aug.errors import OptionsError
 from inpaint_aug.exporters.yolo import export_yolo
 from inpaint_aug.exporters.yolo_layout import check_target
