@@ -20,7 +20,7 @@ from inpaint_aug.errors import ItemError, OptionsError
 from inpaint_aug.inspect.validate import validate
 from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.background import letterbox
-from inpaint_aug.pipeline.crops import background_region
+from inpaint_aug.pipeline.regions import background_region
 from inpaint_aug.pipeline.run import run
 
 BACKGROUND = PlanSettings(resolution=64, steps=2, mode="background", dilate=2)

@@ -192,6 +192,19 @@ def test_plan_says_when_a_class_cannot_reach_its_target(tmp_path):
     assert max(j.copy for j in jobs) == 2
 
 
+def test_targets_count_only_objects_that_can_be_painted(tmp_path):
+    # a second bird on top of the first: the two cut each other (peers), neither can be redrawn
+    images = [{"id": i, "file_name": f"{i}.png", "width": 100, "height": 80} for i in (1, 2)]
+    bird = {"image_id": 1, "category_id": 5, "bbox": [50, 5, 20, 20], "iscrowd": 0}
+    anns = [{**bird, "id": 1}, {**bird, "id": 2}, {**bird, "id": 3, "image_id": 2}]
+    ds = make_ds(tmp_path, anns, images)
+    book = make_book(ds, {"default": {"prompt": "a {name}"}})
+    jobs, skips = plan_dataset(ds, book, PlanSettings(min_size=4, balance=3, max_copies=5))
+    assert [(j.image["id"], j.copy) for j in jobs] == [(2, c) for c in range(3)]
+    assert sum(len(j.edits) for j in jobs) == 3  # the target, in objects that will be redrawn
+    assert sorted(s.reason for s in skips) == ["nothing-to-edit", "occluded", "occluded"]
+
+
 def test_without_targets_the_plan_is_unchanged(tmp_path):
     base = _rare_plan(tmp_path)
     assert [(j.image["id"], j.copy) for j in base[0]] == [(1, 0), (2, 0), (3, 0)]

@@ -16,15 +16,8 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.images import encode_image, load_image, output_format, to_rgb_array
 from inpaint_aug.errors import ItemError
 from inpaint_aug.files import write_bytes as write_atomic
-from inpaint_aug.pipeline.crops import (
-    Crop,
-    cut,
-    object_mask,
-    paintable,
-    paste,
-    region_mask,
-    resize,
-)
+from inpaint_aug.pipeline.crops import Crop, cut, paste, resize
+from inpaint_aug.pipeline.regions import object_mask, paintable, region_mask
 
 # pycocotools 2.0.x + numpy 2 warn inside mask.decode; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

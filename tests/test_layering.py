@@ -38,6 +38,7 @@ ORDER = [
     "pipeline.control",
     "pipeline.carry",
     "pipeline.background",
+    "pipeline.regions",
     "pipeline.balance",
     "pipeline.plan",
     "pipeline.crops",

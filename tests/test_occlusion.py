@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import ItemError
-from inpaint_aug.pipeline.crops import (
+from inpaint_aug.pipeline.regions import (
     NESTED,
     coverage,
     in_front,

@@ -14,8 +14,8 @@ from test_run import SMALL, full_mask, run_small
 from inpaint_aug import geometry as geo
 from inpaint_aug.errors import ItemError, OptionsError
 from inpaint_aug.options import PlanSettings, RunOptions
-from inpaint_aug.pipeline.crops import paintable
 from inpaint_aug.pipeline.journal import fingerprint
+from inpaint_aug.pipeline.regions import paintable
 
 BOX = {"id": 1, "bbox": [8, 8, 16, 16], "category_id": 1}
 

@@ -13,8 +13,8 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.dataset.coco import load_coco
 from inpaint_aug.dataset.prompts import parse_prompts
 from inpaint_aug.options import PlanSettings
-from inpaint_aug.pipeline.crops import paintable
 from inpaint_aug.pipeline.plan import check_annotation, derive_seed, plan_dataset
+from inpaint_aug.pipeline.regions import paintable
 
 CATS = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 5, "name": "bird"}]
 PROMPTS = {
@@ -24,6 +24,7 @@ PROMPTS = {
 SETTINGS = PlanSettings(min_size=4, min_context=16, dilate=2)
 POLY = [[10, 10, 30, 10, 30, 30, 10, 30]]  # the 20 x 20 square of BOX
 BOX = [10, 10, 20, 20]
+FAR = [60, 40, 20, 20]  # a box apart from BOX (objects that overlap cut each other)
 
 
 def ann(id, bbox=BOX, cat=1, image=1, seg=POLY, **extra):
@@ -114,7 +115,9 @@ def test_not_editable_reasons(tmp_path, annotation, settings, reason):
 
 def test_no_prompt_without_default(tmp_path):
     jobs, skips = plan(
-        tmp_path, [ann(1), ann(2, cat=5)], prompts={"classes": {"bird": {"prompt": "b"}}}
+        tmp_path,
+        [ann(1), ann(2, bbox=FAR, seg=None, cat=5)],
+        prompts={"classes": {"bird": {"prompt": "b"}}},
     )
     assert reasons(skips, "edit") == {(1, "no-prompt")}
     assert [e.annotation_id for e in jobs[0].edits] == [2]
@@ -143,7 +146,7 @@ def test_max_per_image_keeps_the_largest_in_annotation_order(tmp_path):
 
 
 def test_max_per_image_counts_only_eligible_objects(tmp_path):
-    anns = [ann(1, bbox=[0, 0, 50, 50], seg=None, iscrowd=1), ann(2, seg=None)]
+    anns = [ann(1, bbox=[40, 30, 60, 50], seg=None, iscrowd=1), ann(2, seg=None)]
     settings = PlanSettings(**{**SETTINGS.__dict__, "max_per_image": 1})
     jobs, skips = plan(tmp_path, anns, settings)
     assert [e.annotation_id for e in jobs[0].edits] == [2]
@@ -227,7 +230,8 @@ def test_rle_and_box_only_annotations_are_kept(tmp_path):
     mask = geo.box_mask((10, 10, 30, 30), geo.Window(0, 0, 100))[:80, :100]
     seg = rle_encode(mask)
     assert seg["size"] == [80, 100]
-    jobs, skips = plan(tmp_path, [ann(1, seg=seg), ann(2, seg=None), ann(3, seg=[])])
+    anns = [ann(1, seg=seg), ann(2, bbox=FAR, seg=None), ann(3, bbox=[40, 10, 15, 15], seg=[])]
+    jobs, skips = plan(tmp_path, anns)
     assert reasons(skips) == set()
     assert [e.region for e in jobs[0].edits] == ["mask", "box", "box"]
 
@@ -247,7 +251,7 @@ def test_nothing_to_edit_image(tmp_path):
 
 def test_copies(tmp_path):
     settings = PlanSettings(**{**SETTINGS.__dict__, "copies": 3})
-    jobs, skips = plan(tmp_path, [ann(1), ann(2, cat=2)], settings)
+    jobs, skips = plan(tmp_path, [ann(1), ann(2, bbox=FAR, cat=2, seg=None)], settings)
     assert [j.copy for j in jobs] == [0, 1, 2]
     seeds = [j.edits[0].seed for j in jobs]
     assert len(set(seeds)) == 3
@@ -385,3 +389,42 @@ def test_plan_is_pure_and_deterministic(tmp_path):
     b = plan(tmp_path, anns)
     assert a == b
     assert anns[0]["bbox"] == BOX  # inputs untouched
+
+
+# --- occlusion, found when planning ----------------------------------------------------------
+
+
+def test_occluded_objects_are_skipped_when_planning_once_for_all_copies(tmp_path):
+    settings = PlanSettings(**{**SETTINGS.__dict__, "copies": 3})
+    anns = [ann(1), ann(2), ann(3, bbox=FAR, seg=None)]  # 1 and 2 are duplicates: peers
+    jobs, skips = plan(tmp_path, anns, settings)
+    assert [[e.annotation_id for e in j.edits] for j in jobs] == [[3], [3], [3]]
+    assert sorted(reasons(skips, "edit")) == [(1, "occluded"), (2, "occluded")]
+    assert len(skips) == 2  # the same in every copy: recorded once
+    assert all("no pixel" in s.detail for s in skips)
+
+
+def test_an_image_whose_objects_are_all_covered_has_nothing_to_edit(tmp_path):
+    jobs, skips = plan(tmp_path, [ann(1), ann(2)])
+    assert jobs == []
+    assert sorted(s.reason for s in skips) == ["nothing-to-edit", "occluded", "occluded"]
+
+
+def test_max_per_image_chooses_among_paintable_objects(tmp_path):
+    big = [5, 5, 40, 40]  # the largest: covered by a crowd region, so not counted
+    anns = [ann(1, bbox=big, seg=None), ann(2, bbox=big, seg=None, iscrowd=1)]
+    anns += [ann(3, bbox=FAR, seg=None), ann(4, bbox=[60, 5, 10, 10], seg=None)]
+    settings = PlanSettings(**{**SETTINGS.__dict__, "max_per_image": 1})
+    jobs, skips = plan(tmp_path, anns, settings)
+    assert [e.annotation_id for e in jobs[0].edits] == [3]
+    assert reasons(skips, "edit") == {(1, "occluded"), (2, "crowd"), (4, "max-per-image")}
+
+
+@pytest.mark.parametrize("min_coverage,edited", [(0.5, [1, 2]), (0.9, [2])])
+def test_min_coverage_decides_when_planning(tmp_path, min_coverage, edited):
+    # 2 is nested in 1 (a wheel on a car): 1 is cut around it, keeping 75% of its pixels
+    anns = [ann(1, bbox=[10, 10, 40, 40], seg=None), ann(2, bbox=[30, 30, 20, 20], seg=None)]
+    settings = PlanSettings(**{**SETTINGS.__dict__, "min_coverage": min_coverage})
+    jobs, skips = plan(tmp_path, anns, settings)
+    assert [e.annotation_id for e in jobs[0].edits] == edited
+    assert {s.reason for s in skips} == ({"occluded"} if len(edited) == 1 else set())

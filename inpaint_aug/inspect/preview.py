@@ -30,9 +30,10 @@ from inpaint_aug.inspect.sheet import PreviewItem, region_view
 from inpaint_aug.options import PlanSettings, RunOptions
 from inpaint_aug.pipeline.backend import Inpainter
 from inpaint_aug.pipeline.batch import ModelCaller, redraw_grouped
-from inpaint_aug.pipeline.crops import cut, paste, region_mask
+from inpaint_aug.pipeline.crops import cut, paste
 from inpaint_aug.pipeline.journal import SETTINGS_FILE, STATE_DIR, read_records
 from inpaint_aug.pipeline.plan import Edit, ImageJob, plan_dataset
+from inpaint_aug.pipeline.regions import region_mask
 from inpaint_aug.pipeline.run import load_inputs
 
 MAX_SIDE = 384  # crops are kept at most this many pixels on a side (they are only looked at)

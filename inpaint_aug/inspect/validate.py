@@ -120,7 +120,7 @@ def validate(
         if plan.mode is Mode.background and book.background is None:
             return report  # nothing to plan without the background's prompt
     jobs, skips = plan_dataset(ds, book, plan, limit)
-    predicted = predict(ds, jobs, plan, files)
+    predicted = predict(ds, jobs, files)
     _summarise(ds, skips, predicted, report)
     for row in balance_plan(ds, book, plan, jobs, limit):
         report.balance[book.names.get(row.category_id, str(row.category_id))] = row

@@ -11,7 +11,7 @@ the inverse of its objects:
   batch like object crops (one shape, so one ``--compile``), and neither the model
   call nor the batch grouping changes. The price is the letterbox band, painted and then
   cropped away (a quarter of the pixels for a 4:3 image).
-* **region** (:func:`~inpaint_aug.pipeline.crops.paintable`): the window minus the union of all
+* **region** (:func:`~inpaint_aug.pipeline.regions.paintable`): the window minus the union of all
   the image's objects (each by its mask, or its box without one, crowd regions included),
   dilated by ``--dilate`` so object edges are safe; the letterbox band is in the region. The
   paste-back feathering ramps inside the region only, so every object pixel keeps its source

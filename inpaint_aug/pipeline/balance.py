@@ -13,10 +13,11 @@ planner (:func:`~inpaint_aug.pipeline.plan.plan_dataset`) calls :func:`extra_cop
 * no image gets more than ``max_copies`` copies in all (``--max-copies``), so a class whose
   images are all at the cap stops short, and :func:`class_balance` says so.
 
-Targets count planned redraws: edits that the run then skips (``occluded``, ``too-thin``, a
-rejected redraw) are not made up for. Extra copies get the next copy indexes of their image
-(``--copies``, ``--copies + 1``...), hence their own seeds and output names. Pure and
-deterministic: the planning function is passed in, so this module knows no COCO or model.
+Targets count planned redraws, and planning already leaves out the objects that cannot be
+painted (``occluded``, ``too-thin``); what the run alone can find (a rejected redraw, invalid
+model output, an unreadable image) is not made up for. Extra copies get the next copy indexes
+of their image (``--copies``, ``--copies + 1``...), hence their own seeds and output names.
+Pure and deterministic: the planning function is passed in, so this module knows no COCO or model.
 
 Example:
     >>> holders = {7: [0, 1]}

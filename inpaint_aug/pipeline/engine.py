@@ -43,11 +43,12 @@ from inpaint_aug.errors import ItemError
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.batch import ModelCaller, Outcome
 from inpaint_aug.pipeline.chunks import Chunk, EditRef
-from inpaint_aug.pipeline.crops import Crop, cut, paintable
+from inpaint_aug.pipeline.crops import Crop, cut
 from inpaint_aug.pipeline.finish import unwritten, write_image
 from inpaint_aug.pipeline.journal import Journal
 from inpaint_aug.pipeline.plan import Edit, Skip
 from inpaint_aug.pipeline.records import Task
+from inpaint_aug.pipeline.regions import paintable
 from inpaint_aug.pipeline.verify import Box, box_in_crop
 
 log = logging.getLogger(__name__)

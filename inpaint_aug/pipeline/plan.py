@@ -7,7 +7,9 @@ Annotation policy:
 
 * carried over and edited: eligible objects (at most ``max_per_image``, largest first);
 * carried over, not edited: crowd regions, objects below ``min_size``, classes with
-  ``skip: true`` or without a prompt, objects without a mask in ``region="mask"`` mode;
+  ``skip: true`` or without a prompt, objects without a mask in ``region="mask"`` mode,
+  objects that others cover (``occluded``: under ``min_coverage`` is paintable) or with
+  nothing inside a ``keep_outline`` (``too-thin``);
 * dropped (and reported): annotations that describe no area in the image (degenerate polygons,
   empty or non-finite boxes, boxes wholly outside the image, RLE of the wrong size) or that point
   at an unknown image or category.
@@ -28,6 +30,7 @@ from inpaint_aug import geometry as geo
 from inpaint_aug.choices import Control, Mode, Region
 from inpaint_aug.dataset.coco import CocoDataset
 from inpaint_aug.dataset.prompts import PromptBook
+from inpaint_aug.errors import ItemError
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.background import background_edit
 from inpaint_aug.pipeline.balance import add_extra_copies, class_targets, shortfalls
@@ -38,6 +41,7 @@ from inpaint_aug.pipeline.carry import (  # noqa: F401 - re-exported: the plan's
     kept_annotations,
 )
 from inpaint_aug.pipeline.control import ControlSpec, control_scale_for
+from inpaint_aug.pipeline.regions import paintable
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ def derive_seed(seed: int, image_id: Any, annotation_id: Any, copy: int) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
 
+Regions = dict[tuple[Any, int], ItemError | None]
+"""Why each object's region cannot be painted (``None``: it can), by (image id, index): the
+same in every copy of an image, so found once (see :func:`plan_image`)."""
+
+
 def plan_image(
     image: dict[str, Any],
     anns: list[dict[str, Any]],
@@ -89,8 +98,15 @@ def plan_image(
     book: PromptBook,
     settings: PlanSettings,
     classes: frozenset | None = None,
+    regions: Regions | None = None,
 ) -> tuple[ImageJob, list[Skip]]:
-    """Plan one copy of one image from its checked annotations (with ``classes``: only those)."""
+    """Plan one copy of one image from its checked annotations (with ``classes``: only those).
+
+    Objects that others cover (``occluded``) or with nothing inside their kept outline
+    (``too-thin``) are skipped here, from the labels alone (:func:`.regions.paintable`), so
+    that counts, targets and progress know them before anything runs. ``regions`` keeps those
+    findings across the copies of an image.
+    """
     skips: list[Skip] = []
     candidates = []
     for index, ann in enumerate(anns):
@@ -98,19 +114,61 @@ def plan_image(
             continue
         why = _not_editable(ann, book, settings)
         if why:
-            cat = ann.get("category_id")
-            skips.append(Skip("edit", why[0], why[1], image.get("id"), ann.get("id"), cat))
+            skips.append(_skip(image, ann, *why))
         else:
             candidates.append(index)
-    if settings.max_per_image is not None and len(candidates) > settings.max_per_image:
-        ranked = sorted(candidates, key=lambda i: -anns[i]["bbox"][2] * anns[i]["bbox"][3])
-        for i in ranked[settings.max_per_image :]:
-            detail = f"over --max-per-image {settings.max_per_image}"
-            ids = (image.get("id"), anns[i].get("id"), anns[i].get("category_id"))
-            skips.append(Skip("edit", "max-per-image", detail, *ids))
-        candidates = sorted(ranked[: settings.max_per_image])
-    edits = tuple(_make_edit(image, anns, i, copy, book, settings) for i in candidates)
-    return ImageJob(image, copy, tuple(anns), edits), skips
+    edits = {i: _make_edit(image, anns, i, copy, book, settings) for i in candidates}
+    for i, edit in list(edits.items()):
+        err = _region_problem(image, anns, edit, settings, regions)
+        if err is not None:
+            skips.append(_skip(image, anns[i], err.reason, err.detail))
+            del edits[i]
+    chosen = _largest(list(edits), anns, image, settings, skips)
+    return ImageJob(image, copy, tuple(anns), tuple(edits[i] for i in chosen)), skips
+
+
+def _skip(image: dict[str, Any], ann: dict[str, Any], reason: str, detail: str) -> Skip:
+    return Skip("edit", reason, detail, image.get("id"), ann.get("id"), ann.get("category_id"))
+
+
+def _region_problem(
+    image: dict[str, Any],
+    anns: list[dict[str, Any]],
+    edit: Edit,
+    settings: PlanSettings,
+    regions: Regions | None,
+) -> ItemError | None:
+    """Why the edit's region cannot be painted (``occluded``, ``too-thin``), or ``None``."""
+    key = (image.get("id"), edit.ann_index)
+    if regions is not None and key in regions:
+        return regions[key]
+    size = (int(image["width"]), int(image["height"]))
+    try:
+        paintable(edit, tuple(anns), size, settings.dilate, settings.min_coverage)
+        err = None
+    except ItemError as found:
+        err = found
+    if regions is not None:
+        regions[key] = err
+    return err
+
+
+def _largest(
+    candidates: list[int],
+    anns: list[dict[str, Any]],
+    image: dict[str, Any],
+    settings: PlanSettings,
+    skips: list[Skip],
+) -> list[int]:
+    """At most ``max_per_image`` of the candidates, largest box first, in index order."""
+    if settings.max_per_image is None or len(candidates) <= settings.max_per_image:
+        return candidates
+    ranked = sorted(candidates, key=lambda i: -anns[i]["bbox"][2] * anns[i]["bbox"][3])
+    for i in ranked[settings.max_per_image :]:
+        skips.append(
+            _skip(image, anns[i], "max-per-image", f"over --max-per-image {settings.max_per_image}")
+        )
+    return sorted(ranked[: settings.max_per_image])
 
 
 def _not_editable(ann: dict, book: PromptBook, settings: PlanSettings) -> tuple[str, str] | None:
@@ -180,7 +238,7 @@ def _control(
 
 
 def _overlapping(anns: list[dict[str, Any]], index: int, window: geo.Window) -> tuple[int, ...]:
-    """Indexes of the other annotations whose box meets the window (crops.paintable orders them)."""
+    """Indexes of the other annotations whose box meets the window (for regions.paintable)."""
     wx0, wy0, wx1, wy1 = window.xyxy
     hits = []
     for i, ann in enumerate(anns):
@@ -202,6 +260,7 @@ def plan_dataset(
     images = ds.images[:limit]
     kept, skips = kept_annotations(ds, {im["id"] for im in images})
     jobs: list[ImageJob] = []
+    regions: Regions = {}  # occlusion, found once per object for every copy
     for image in images:
         bad = check_image(image)
         if bad:
@@ -211,7 +270,8 @@ def plan_dataset(
             if settings.mode is Mode.background:  # one edit: all but the objects
                 jobs.append(_background_job(image, kept.get(image["id"], []), copy, book, settings))
                 continue
-            job, job_skips = plan_image(image, kept.get(image["id"], []), copy, book, settings)
+            anns = kept.get(image["id"], [])
+            job, job_skips = plan_image(image, anns, copy, book, settings, regions=regions)
             skips += job_skips if copy == 0 else [s for s in job_skips if s.kind != "edit"]
             if job.edits:
                 jobs.append(job)
@@ -219,7 +279,7 @@ def plan_dataset(
                 skips.append(Skip("image", "nothing-to-edit", "no eligible object", image["id"]))
     targets = class_targets(book, settings)
     if targets:  # per-class targets: extra copies (pipeline.balance)
-        plan_copy = partial(plan_image, book=book, settings=settings)
+        plan_copy = partial(plan_image, book=book, settings=settings, regions=regions)
         jobs = add_extra_copies(jobs, images, kept, targets, settings, plan_copy)
         for cid, why in shortfalls(jobs, kept, targets, settings, book.names):
             skips.append(Skip("class", "below-target", why, category_id=cid))

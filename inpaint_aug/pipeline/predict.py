@@ -1,10 +1,10 @@
 """What a run will redraw, found without a model: the plan minus what its stages will skip.
 
-After planning, a run skips an image whose file is missing, unreadable or not the size the JSON
-says, and an edit whose object others cover (``occluded``, see :func:`.crops.paintable`). Both
-are found here from image headers (no pixel is decoded) and the annotations' masks, with the
-run's own checks. What cannot be predicted: the verifier's verdicts, invalid model output, and
-an image whose header reads but whose pixels do not (a truncated file).
+After planning (which already leaves out objects that others cover, ``occluded``), a run skips
+an image whose file is missing, unreadable or not the size the JSON says. That is found here
+from image headers (no pixel is decoded), with the run's own checks. What cannot be predicted:
+the verifier's verdicts, invalid model output, and an image whose header reads but whose pixels
+do not (a truncated file).
 
 ``inpaint-aug validate`` counts with :func:`predict`; :func:`require_redraw` is the one rule
 both it and ``run`` apply: when nothing would be redrawn, the run fails before a model loads.
@@ -28,7 +28,6 @@ from inpaint_aug.dataset.prompts import PromptBook
 from inpaint_aug.errors import FatalError, ItemError
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.balance import ClassBalance, class_balance, class_targets
-from inpaint_aug.pipeline.crops import paintable
 from inpaint_aug.pipeline.plan import Edit, ImageJob, Skip, kept_annotations
 
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
@@ -87,16 +86,6 @@ def image_problem(ds: CocoDataset, image: dict[str, Any]) -> ItemError | None:
     return None
 
 
-def edit_problem(job: ImageJob, edit: Edit, settings: PlanSettings) -> ItemError | None:
-    """Why a run would skip this edit after planning (``occluded``), from the masks alone."""
-    size = (int(job.image["width"]), int(job.image["height"]))
-    try:
-        paintable(edit, job.annotations, size, settings.dilate, settings.min_coverage)
-    except ItemError as err:
-        return err
-    return None
-
-
 @dataclass
 class Prediction:
     """The planned edits a run would make (before verification) and the skips it would add.
@@ -116,7 +105,6 @@ class Prediction:
 def predict(
     ds: CocoDataset,
     jobs: Iterable[ImageJob],
-    settings: PlanSettings,
     problems: Mapping[Any, ItemError | None] | None = None,
     first: bool = False,
 ) -> Prediction:
@@ -125,12 +113,10 @@ def predict(
     Args:
         ds: the dataset.
         jobs: the planned jobs (:func:`.plan.plan_dataset`).
-        settings: the plan settings (dilation and ``min_coverage`` decide occlusion).
         problems: image problems already found, by image id (the headers of others are read).
         first: stop at the first edit that would be made (enough to know a run has work).
     """
     found = dict(problems or {})
-    occlusion: dict[tuple[Any, int], ItemError | None] = {}  # the same in every copy
     result = Prediction()
     for job in jobs:
         image_id = job.image["id"]
@@ -138,21 +124,10 @@ def predict(
             found[image_id] = image_problem(ds, job.image)
         if found[image_id] is not None:
             result.skip("image", found[image_id], image_id)
-            continue
-        made = len(result.edits)
-        for edit in job.edits:
-            key = (image_id, edit.ann_index)
-            if key not in occlusion:
-                occlusion[key] = edit_problem(job, edit, settings)
-            if occlusion[key] is not None:
-                result.skip("edit", occlusion[key], image_id, edit)
-            elif first:
-                return Prediction([(job, edit)], result.skips)
-            else:
-                result.edits.append((job, edit))
-        if len(result.edits) == made:
-            left = ItemError("no-edit-left", "every planned edit of this image was skipped")
-            result.skip("image", left, image_id)
+        elif first:
+            return Prediction([(job, job.edits[0])], result.skips)
+        else:
+            result.edits += [(job, edit) for edit in job.edits]
     return result
 
 
@@ -174,7 +149,6 @@ def require_redraw(
     ds: CocoDataset,
     jobs: list[ImageJob],
     skips: list[Skip],
-    settings: PlanSettings,
     limit: int | None = None,
 ) -> None:
     """Stop a run that would redraw nothing, before its model loads (what ``validate`` says).
@@ -184,7 +158,7 @@ def require_redraw(
     Raises:
         NothingToRedraw: no planned edit would be made; the message says why, per reason.
     """
-    predicted = predict(ds, jobs, settings, first=True)
+    predicted = predict(ds, jobs, first=True)
     if not predicted.edits:
         images = len(ds.images[:limit])
         raise NothingToRedraw(nothing_redrawn([*skips, *predicted.skips], images))

@@ -118,7 +118,7 @@ def run(
     with claimed(out):
         # 3. Plan every edit; number and name every output file.
         jobs, skips = plan_dataset(ds, book, options.plan, options.limit)
-        require_redraw(ds, jobs, skips, options.plan, options.limit)  # else: exit 1 here
+        require_redraw(ds, jobs, skips, options.limit)  # else: exit 1 here
         originals = ds.images[: options.limit] if options.include_originals else []
         tasks, copies = output_tasks(jobs, originals, options.image_format)
         # 4. Load the model before anything else is written (when continuing: only if needed;
