@@ -348,7 +348,7 @@ def test_ctrl_c_twice_exits_at_once(interrupted):
     assert s.seconds_after_second < 1.0, "the second Ctrl-C must not wait for the batch"
     assert "finishing the current batch" in s.stderr and "Ctrl-C again" in s.stderr
     (line,) = error_lines(s.stderr)
-    assert "stopped at once by SIGINT, then SIGINT" in line and "--resume" in line
+    assert "stopped at once by a second SIGINT after" in line and "--resume" in line
     assert f"after {s.done} of {N_IMAGES} images" in line
     assert not (s.out / "annotations.json").exists()
     assert not (s.out / STATE / "run.lock").exists(), "the lock must go on an interrupt too"

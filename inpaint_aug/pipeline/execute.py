@@ -50,6 +50,17 @@ def kept_message(ended: int, tasks: int) -> str:
     )
 
 
+def second_signal(caught: list[str]) -> str:
+    """The signal that stopped a run at once, and the one before it.
+
+    Example:
+        >>> second_signal(["SIGINT", "SIGINT"]), second_signal(["SIGTERM", "SIGINT"])
+        ('a second SIGINT', 'SIGINT (after SIGTERM)')
+    """
+    first, last = (caught[0], caught[-1]) if caught else ("SIGINT", "SIGINT")
+    return f"a second {last}" if first == last else f"{last} (after {first})"
+
+
 def stoppable(work: Callable[[threading.Event], T], kept: Callable[[], str]) -> T:
     """Run ``work(stop)``: a signal sets ``stop``; a second one stops at once.
 
@@ -62,8 +73,7 @@ def stoppable(work: Callable[[threading.Event], T], kept: Callable[[], str]) -> 
         with stop_on_signals(stop) as caught:
             result = work(stop)
     except KeyboardInterrupt:  # a second signal: stop now, not after the batch
-        names = ", then ".join(caught) or "SIGINT"
-        raise Interrupted(f"stopped at once by {names} {kept()}") from None
+        raise Interrupted(f"stopped at once by {second_signal(caught)} {kept()}") from None
     if caught:
         raise Interrupted(f"stopped by {caught[0]} {kept()}")
     return result
