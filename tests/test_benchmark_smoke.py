@@ -74,3 +74,12 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def test_planning_script_counts_every_repeated_image() -> None:
+    script = ROOT / "benchmarks" / "planning.py"
+    args = [sys.executable, str(script), "--images", "6", "--distinct", "2", "--repeats", "1"]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("6 images, ") and "copies 2:" in line and "ms per annotation" in line

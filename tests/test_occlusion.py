@@ -7,6 +7,7 @@ Scenes are synthetic rectangles (and ellipses) given as polygons, RLE or bare bo
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -20,10 +21,12 @@ from inpaint_aug.errors import ItemError
 from inpaint_aug.pipeline.regions import (
     NESTED,
     coverage,
+    extent,
     in_front,
     object_mask,
     paintable,
     region_mask,
+    region_problem,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -301,3 +304,41 @@ def test_regions_respect_the_order(case):
         for i, j in itertools.combinations(range(len(anns)), 2):
             if found[i] is not None and found[j] is not None:
                 assert not ((found[i][0] & masks[j]).any() and (found[j][0] & masks[i]).any())
+
+
+def _reason(call):
+    try:
+        call()
+    except ItemError as err:
+        return err.reason
+    return None
+
+
+@FAST
+@given(
+    case=scene(),
+    shrink=st.integers(0, 12),
+    min_coverage=st.sampled_from([0.0, 0.3, 0.5, 0.9, 1.0]),
+    outline=st.integers(0, 3),
+)
+def test_the_planning_check_agrees_with_the_region(case, shrink, min_coverage, outline):
+    anns, dilate, mode = case
+    # real exports: boxes that do not quite hold their polygons
+    anns = tuple({**a, "bbox": [a["bbox"][0] + shrink, a["bbox"][1], *a["bbox"][2:]]} for a in anns)
+    for i in range(len(anns)):
+        if anns[i]["iscrowd"]:
+            continue
+        edit = make_edit(i, window=WINDOW, region=mode, protect=set(range(len(anns))) - {i})
+        edit = replace(edit, keep_outline=outline)
+        full = _reason(lambda e=edit: paintable(e, anns, SIZE, dilate, min_coverage))
+        found = region_problem(edit, anns, SIZE, dilate, min_coverage)
+        assert (found.reason if found else None) == full
+
+
+def test_extent_holds_every_pixel_of_the_object():
+    ann = {"bbox": [20, 20, 4, 4], "segmentation": [[10, 12, 30, 12, 30, 28, 10, 28]]}
+    mask = object_mask(ann, "auto", SIZE, WINDOW)
+    x0, y0, x1, y1 = extent(ann)
+    ys, xs = np.nonzero(mask)
+    assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1
+    assert extent({"bbox": [1, 1, 2, 2], "segmentation": rle_encode(mask)})[0] == -np.inf

@@ -41,7 +41,7 @@ from inpaint_aug.pipeline.carry import (  # noqa: F401 - re-exported: the plan's
     kept_annotations,
 )
 from inpaint_aug.pipeline.control import ControlSpec, control_scale_for
-from inpaint_aug.pipeline.regions import paintable
+from inpaint_aug.pipeline.regions import region_problem
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def plan_image(
     """Plan one copy of one image from its checked annotations (with ``classes``: only those).
 
     Objects that others cover (``occluded``) or with nothing inside their kept outline
-    (``too-thin``) are skipped here, from the labels alone (:func:`.regions.paintable`), so
+    (``too-thin``) are skipped here, from the labels alone (:func:`.regions.region_problem`), so
     that counts, targets and progress know them before anything runs. ``regions`` keeps those
     findings across the copies of an image.
     """
@@ -143,11 +143,7 @@ def _region_problem(
     if regions is not None and key in regions:
         return regions[key]
     size = (int(image["width"]), int(image["height"]))
-    try:
-        paintable(edit, tuple(anns), size, settings.dilate, settings.min_coverage)
-        err = None
-    except ItemError as found:
-        err = found
+    err = region_problem(edit, tuple(anns), size, settings.dilate, settings.min_coverage)
     if regions is not None:
         regions[key] = err
     return err

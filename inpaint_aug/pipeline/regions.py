@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,7 +38,7 @@ NESTED = 0.8
 
 
 class RegionEdit(Protocol):
-    """What a region needs of an edit (a :class:`~inpaint_aug.pipeline.plan.Edit`)."""
+    """What a region needs of an edit (a :class:`~inpaint_aug.pipeline.plan.Edit`, a dataclass)."""
 
     ann_index: int
     region: str
@@ -165,3 +166,54 @@ def coverage(region: np.ndarray, own: np.ndarray) -> float:
 def _inside_image(window: geo.Window, size: tuple[int, int]) -> np.ndarray:
     """Window-shaped mask of the pixels that lie inside the image."""
     return geo.box_mask((0.0, 0.0, float(size[0]), float(size[1])), window)
+
+
+def extent(ann: dict[str, Any]) -> geo.Box:
+    """A box that holds every pixel of an annotation: its bbox, widened to its polygon points.
+
+    Real exports carry boxes that do not quite hold their polygons, hence the points. An RLE
+    gives no extent without decoding: the whole plane (it touches everything).
+
+    >>> extent({"bbox": [2, 2, 4, 4], "segmentation": [[1, 2, 7, 2, 7, 6]]})
+    (0.0, 1.0, 8.0, 7.0)
+    """
+    x0, y0, x1, y1 = geo.xywh_to_xyxy(ann["bbox"])
+    seg = ann.get("segmentation")
+    kind = geo.segmentation_kind(seg)
+    if kind == "rle":
+        return (-math.inf, -math.inf, math.inf, math.inf)
+    if kind == "polygon":
+        parts = seg if isinstance(seg[0], list) else [seg]
+        xs = [float(v) for part in parts for v in part[0::2]]
+        ys = [float(v) for part in parts for v in part[1::2]]
+        x0, y0, x1, y1 = min(x0, *xs), min(y0, *ys), max(x1, *xs), max(y1, *ys)
+    return (x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)  # a pixel of rasterisation either side
+
+
+def region_problem(
+    edit: RegionEdit,
+    anns: tuple[dict[str, Any], ...],
+    size: tuple[int, int],
+    dilate: int,
+    min_coverage: float,
+) -> ItemError | None:
+    """What :func:`paintable` would raise for this edit (``None``: nothing), found cheaply.
+
+    Coverage and the kept outline count the object's own pixels only, so only the protected
+    objects whose :func:`extent` meets the object's can change them: the others are left out,
+    and with none left (and no ``keep_outline``) the whole object is paintable and no mask is
+    drawn at all. This is what planning calls for every object.
+    """
+    own = extent(anns[edit.ann_index])
+    near = tuple(i for i in edit.protect if _meet(own, extent(anns[i])))
+    if not near and not edit.keep_outline:
+        return None
+    try:
+        paintable(replace(edit, protect=near), anns, size, dilate, min_coverage)
+    except ItemError as err:
+        return err
+    return None
+
+
+def _meet(a: geo.Box, b: geo.Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
