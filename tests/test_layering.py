@@ -58,6 +58,7 @@ ORDER = [
     "pipeline.records",
     "pipeline.chunks",
     "pipeline.finish",
+    "pipeline.prepare",
     "pipeline.journal",
     "pipeline.lock",
     "pipeline.report",

@@ -6,9 +6,9 @@ results are pasted and written in another thread.
 * The work comes as chunks of whole images with fixed batches
   (:func:`~inpaint_aug.pipeline.chunks.plan_chunks`): which crops share a model call is a
   function of the plan, never of timing or of where an earlier attempt stopped.
-* Worker threads read images (EXIF, mode fixes), decode masks and cut crops for the next
-  ``prefetch`` tasks while the model runs (torch releases the GIL inside its kernels), across
-  chunk boundaries.
+* Worker threads read images, decode masks and cut crops
+  (:func:`~inpaint_aug.pipeline.prepare.prepare`) for the next ``prefetch`` tasks while the
+  model runs (torch releases the GIL inside its kernels), across chunk boundaries.
 * A planned batch goes through the batch function
   (:class:`~inpaint_aug.pipeline.batch.ModelCaller`) as soon as its last image is cut.
 * A finished image goes to a writer thread that pastes its results in annotation order,
@@ -38,18 +38,17 @@ import numpy as np
 
 from inpaint_aug.choices import OnReject
 from inpaint_aug.dataset.coco import CocoDataset
-from inpaint_aug.dataset.images import load_image
 from inpaint_aug.errors import ItemError
 from inpaint_aug.options import PlanSettings
 from inpaint_aug.pipeline.batch import ModelCaller, Outcome
 from inpaint_aug.pipeline.chunks import Chunk, EditRef
-from inpaint_aug.pipeline.crops import Crop, cut
+from inpaint_aug.pipeline.crops import Crop
 from inpaint_aug.pipeline.finish import unwritten, write_image
 from inpaint_aug.pipeline.journal import Journal
 from inpaint_aug.pipeline.plan import Edit, Skip
+from inpaint_aug.pipeline.prepare import Prepared, prepare
 from inpaint_aug.pipeline.records import Task
-from inpaint_aug.pipeline.regions import paintable
-from inpaint_aug.pipeline.verify import Box, box_in_crop
+from inpaint_aug.pipeline.verify import Box
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -96,38 +95,6 @@ class _Pending:
     remaining: int
     done: list[tuple[Outcome, Crop]] = field(default_factory=list)
     rejected: list[tuple[Outcome, Crop]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """What a worker made of one task: its pixels and crops, or the error that stopped it."""
-
-    task: Task
-    pixels: np.ndarray | None
-    crops: tuple[tuple[Edit, Crop, Box], ...] = ()
-    failed: tuple[tuple[Edit, ItemError], ...] = ()
-    error: ItemError | None = None
-
-
-def prepare(ds: CocoDataset, task: Task, plan: PlanSettings) -> _Prepared:
-    """Read a task's image and cut a crop for each edit (per-edit failures collected)."""
-    job = task.job
-    try:
-        pixels = load_image(ds.image_path(job.image), job.image["width"], job.image["height"])
-    except ItemError as err:
-        return _Prepared(task, None, error=err)
-    size = (pixels.shape[1], pixels.shape[0])
-    crops, failed = [], []
-    for edit in job.edits:
-        try:
-            region, share = paintable(edit, job.annotations, size, plan.dilate, plan.min_coverage)
-        except ItemError as err:
-            failed.append((edit, err))
-            continue
-        crop = cut(pixels, edit.window, region, plan.resolution, plan.feather, coverage=share)
-        bbox = job.annotations[edit.ann_index]["bbox"] if edit.ann_index >= 0 else [0, 0, *size]
-        crops.append((edit, crop, box_in_crop(bbox, edit.window.xyxy, plan.resolution)))
-    return _Prepared(task, pixels, tuple(crops), tuple(failed))
 
 
 class Engine:
@@ -207,7 +174,7 @@ class Engine:
             future, chunk, pos = ahead.popleft()
             self.accept(future.result(), writer, chunk, pos)
 
-    def accept(self, prep: _Prepared, writer: ThreadPoolExecutor, chunk: Chunk, pos: int) -> None:
+    def accept(self, prep: Prepared, writer: ThreadPoolExecutor, chunk: Chunk, pos: int) -> None:
         """Main thread: hold a prepared task's crops; run the planned batches it completes."""
         if pos == 0:
             self.waiting, self.next_batch = {}, 0
