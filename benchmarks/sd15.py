@@ -21,9 +21,9 @@ def build_sd15_pipeline(device: str) -> Any:
     import torch
     from diffusers import StableDiffusionInpaintPipeline
 
-    from inpaint_aug.pipeline.tiny import _tiny_tokenizer
+    from inpaint_aug.pipeline.tiny import tiny_tokenizer
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
     with torch.device(device):  # random init on the device: much faster on a GPU
         unet, vae = sd15_unet_vae()

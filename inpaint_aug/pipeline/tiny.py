@@ -16,6 +16,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+TINY_UNET: dict[str, Any] = {
+    "block_out_channels": (32, 64),
+    "layers_per_block": 2,
+    "sample_size": 32,
+    "in_channels": 9,
+    "out_channels": 4,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+}
+"""The two-block 9-channel inpainting UNet of the tiny SD-style families (each adds its
+cross-attention layout: 32 wide for SD, :data:`.tiny_families.SDXL_LAYOUT` for SDXL)."""
+
 
 def build_tiny_pipeline(seed: int = 0) -> Any:
     """A tiny random-weight SD inpainting pipeline, built in memory with no network.
@@ -25,34 +37,16 @@ def build_tiny_pipeline(seed: int = 0) -> Any:
     """
     import torch
     from diffusers import (
-        AutoencoderKL,
         PNDMScheduler,
         StableDiffusionInpaintPipeline,
         UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=9,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        sample_size=128,
-    )
+    unet = UNet2DConditionModel(**TINY_UNET, cross_attention_dim=32)
+    vae = tiny_vae()
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             bos_token_id=tokenizer.bos_token_id,
@@ -78,7 +72,22 @@ def build_tiny_pipeline(seed: int = 0) -> Any:
     )
 
 
-def _tiny_tokenizer() -> Any:
+def tiny_vae() -> Any:
+    """The SD-style tiny VAE (two blocks: 4 latent channels at half the crop size)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        sample_size=128,
+    )
+
+
+def tiny_tokenizer() -> Any:
     """A character-level CLIP tokenizer (no merges) loaded from files in a temporary folder.
 
     Printable ASCII characters are in the vocabulary; anything else maps to the unknown token.
@@ -103,7 +112,7 @@ def build_tiny_clip(seed: int = 0) -> tuple[Any, Any]:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     config = CLIPConfig(
         text_config=_tiny_tower(tokenizer, max_position_embeddings=77),
         vision_config=_tiny_tower(None, image_size=32, patch_size=8),
@@ -125,7 +134,7 @@ def build_tiny_owlv2(seed: int = 0) -> tuple[Any, Any]:
     import torch
     from transformers import Owlv2Config, Owlv2ForObjectDetection
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     config = Owlv2Config(
         text_config=_tiny_tower(tokenizer, max_position_embeddings=32),
         vision_config=_tiny_tower(None, image_size=32, patch_size=8),

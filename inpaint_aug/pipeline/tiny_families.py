@@ -15,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from inpaint_aug.pipeline.tiny import _tiny_tokenizer
+from inpaint_aug.pipeline.tiny import TINY_UNET, tiny_tokenizer, tiny_vae
 
 CLIP_TEXT = {
     "hidden_size": 32,
@@ -67,20 +67,11 @@ def build_tiny_sdxl(seed: int = 0) -> Any:
     )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=2,
-            sample_size=32,
-            in_channels=9,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            **SDXL_LAYOUT,
-        )
-        vae = _tiny_vae()
+        unet = UNet2DConditionModel(**TINY_UNET, **SDXL_LAYOUT)
+        vae = tiny_vae()
         config = _clip_config(tokenizer)
         text_encoder = CLIPTextModel(config).eval()
         text_encoder_2 = CLIPTextModelWithProjection(config).eval()
@@ -96,26 +87,11 @@ def build_tiny_sdxl(seed: int = 0) -> Any:
         text_encoder=text_encoder,
         text_encoder_2=text_encoder_2,
         tokenizer=tokenizer,
-        tokenizer_2=_tiny_tokenizer(),
+        tokenizer_2=tiny_tokenizer(),
         unet=unet,
         scheduler=scheduler,
         requires_aesthetics_score=False,
         force_zeros_for_empty_prompt=True,
-    )
-
-
-def _tiny_vae() -> Any:
-    """The SD-style tiny VAE (two blocks: latents at half the crop size)."""
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        sample_size=128,
     )
 
 
@@ -135,7 +111,7 @@ def build_tiny_flux_fill(seed: int = 0) -> Any:
     )
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     tokenizer_2 = tiny_t5_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
