@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from helpers import changed_pixels
 from test_run import full_mask
 from typer.testing import CliRunner
 
@@ -43,9 +43,7 @@ def check_labels_and_pixels(shapes: Path, out_dir: Path, data: dict, dilate: int
             np.allclose(a["bbox"], b["bbox"], atol=1e-3) for a, b in zip(source, mine, strict=True)
         )
         w, h = image["width"], image["height"]
-        before = np.asarray(Image.open(shapes.parent / "images" / prov["source_file_name"]))
-        after = np.asarray(Image.open(out_dir / image["file_name"]))
-        changed = (before[..., :3] != after).any(axis=2)
+        changed = changed_pixels(shapes.parent / "images", out_dir, image)
         masks = {a["id"]: full_mask(a, w, h) for a in source}
         allowed = np.zeros((h, w), bool)
         for edit in prov["edits"]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from inpaint_aug import geometry as geo
@@ -75,3 +78,15 @@ class CrashAfter:
             raise RuntimeError("simulated crash")
         self.left -= 1
         return self.inner.inpaint(batch)
+
+
+def changed_pixels(images: Path, out_dir: Path, image: dict[str, Any]) -> np.ndarray:
+    """Where an output image differs from its source (``images``: the source image folder).
+
+    Asserts first that the output has the source's size and three channels.
+    """
+    source = images / image["inpaint_aug"]["source_file_name"]
+    before = np.asarray(Image.open(source))[..., :3]
+    after = np.asarray(Image.open(out_dir / image["file_name"]))
+    assert after.shape == before.shape, (after.shape, before.shape)
+    return (before != after).any(axis=2)

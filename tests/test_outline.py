@@ -7,8 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import make_edit, rle_encode
-from PIL import Image
+from helpers import changed_pixels, make_edit, rle_encode
 from test_run import SMALL, full_mask, run_small
 
 from inpaint_aug import geometry as geo
@@ -85,9 +84,7 @@ def test_outline_band_keeps_source_pixels_bit_for_bit(
     for image in out["images"]:
         prov = image["inpaint_aug"]
         w, h = image["width"], image["height"]
-        before = np.asarray(Image.open(shapes.parent / "images" / prov["source_file_name"]))
-        after = np.asarray(Image.open(out_dir / image["file_name"]))
-        changed = (before[..., :3] != after).any(axis=2)
+        changed = changed_pixels(shapes.parent / "images", out_dir, image)
         for edit in prov["edits"]:
             assert edit["keep_outline"] == 3
             own = full_mask(anns[edit["source_annotation_id"]], w, h)
