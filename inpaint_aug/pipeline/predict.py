@@ -88,18 +88,17 @@ def image_problem(ds: CocoDataset, image: dict[str, Any]) -> ItemError | None:
 
 @dataclass
 class Prediction:
-    """The planned edits a run would make (before verification) and the skips it would add.
+    """The planned edits a run would make (before verification) and the image skips it would add.
 
-    Skips are listed as a run lists them: the identical skips of several copies once.
+    Skips are listed as a run lists them: an image's skip once, whatever its copies.
     """
 
     edits: list[tuple[ImageJob, Edit]] = field(default_factory=list)
     skips: dict[Skip, None] = field(default_factory=dict)  # an ordered set
 
-    def skip(self, kind: str, err: ItemError, image_id: Any, edit: Edit | None = None) -> None:
-        """Add one predicted skip, as the run would record it."""
-        ids = (edit.annotation_id, edit.category_id) if edit else (None, None)
-        self.skips[Skip(kind, err.reason, err.detail, image_id, *ids)] = None
+    def skip_image(self, err: ItemError, image_id: Any) -> None:
+        """Add one predicted image skip, as the run would record it."""
+        self.skips[Skip("image", err.reason, err.detail, image_id)] = None
 
 
 def predict(
@@ -123,7 +122,7 @@ def predict(
         if image_id not in found:
             found[image_id] = image_problem(ds, job.image)
         if found[image_id] is not None:
-            result.skip("image", found[image_id], image_id)
+            result.skip_image(found[image_id], image_id)
         elif first:
             return Prediction([(job, job.edits[0])], result.skips)
         else:

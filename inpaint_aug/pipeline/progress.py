@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+from inpaint_aug.choices import Mode
 from inpaint_aug.errors import OptionsError
 from inpaint_aug.pipeline.plan import Skip
 
@@ -214,14 +215,14 @@ def auto_progress(
     return LineProgress(stream, unit=unit)
 
 
-def unit_for(mode: Any) -> str:
+def unit_for(mode: Mode) -> str:
     """What a run's progress counts: ``objects``, or ``backgrounds`` in ``--mode background``.
 
     Example:
-        >>> unit_for("background"), unit_for("object")
+        >>> unit_for(Mode.background), unit_for(Mode.object)
         ('backgrounds', 'objects')
     """
-    return "backgrounds" if str(getattr(mode, "value", mode)) == "background" else UNIT
+    return "backgrounds" if mode is Mode.background else UNIT
 
 
 def resolve_progress(progress: ProgressArg, unit: str = UNIT) -> Progress | None:
