@@ -202,7 +202,8 @@ def region_problem(
     Coverage and the kept outline count the object's own pixels only, so only the protected
     objects whose :func:`extent` meets the object's can change them: the others are left out,
     and with none left (and no ``keep_outline``) the whole object is paintable and no mask is
-    drawn at all. This is what planning calls for every object.
+    drawn at all. This is what planning calls for every object. (Broken labels whose mask
+    lies outside its own box's window are still caught when the crop is cut.)
     """
     own = extent(anns[edit.ann_index])
     near = tuple(i for i in edit.protect if _meet(own, extent(anns[i])))
